@@ -1,0 +1,113 @@
+"""Pure geometry on boxes, rotated boxes, polygons and masks.
+
+Angle convention (vision_msgs BoundingBox2D.theta): radians, counter-clockwise in image axes, i.e. a
+positive angle rotates the box's width axis from +x towards +y. With the image's y axis pointing down,
+that appears clockwise on a screen. The width axis of a rotated box is (cos a, sin a) in pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .types import Box, MaskTarget, RotatedBox, Target
+
+
+def normalize_angle(rbox: RotatedBox) -> RotatedBox:
+    """Same rectangle with its angle in [-pi/2, pi/2), swapping w and h where needed."""
+    cx, cy, w, h, a = rbox.as_tuple()
+    a = math.remainder(a, math.pi)  # in [-pi/2, pi/2]; a rectangle is symmetric under a half turn
+    if a >= math.pi / 2:
+        a -= math.pi
+    return RotatedBox(cx, cy, w, h, a)
+
+
+def rotated_box_corners(rbox: RotatedBox) -> np.ndarray:
+    """4x2 float array of corner points, in order around the rectangle."""
+    c, s = math.cos(rbox.angle), math.sin(rbox.angle)
+    u = np.array([c, s]) * (rbox.w / 2.0)  # half width axis
+    v = np.array([-s, c]) * (rbox.h / 2.0)  # half height axis
+    center = np.array([rbox.cx, rbox.cy])
+    return np.stack([center - u - v, center + u - v, center + u + v, center - u + v])
+
+
+def box_corners(box: Box) -> np.ndarray:
+    return np.array([[box.x, box.y], [box.x + box.w, box.y], [box.x + box.w, box.y + box.h],
+                     [box.x, box.y + box.h]], dtype=np.float64)
+
+
+def polygon_to_rotated_box(points: np.ndarray) -> RotatedBox:
+    """Smallest-area rotated rectangle around a polygon (e.g. a VOT 8-value region)."""
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    (cx, cy), (w, h), deg = cv2.minAreaRect(pts)
+    # cv2's angle rotates the width axis from +x towards +y in image coordinates: our convention.
+    return normalize_angle(RotatedBox(float(cx), float(cy), float(w), float(h), math.radians(deg)))
+
+
+def polygon_to_box(points: np.ndarray) -> Box:
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    return Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def rotated_box_to_box(rbox: RotatedBox) -> Box:
+    return polygon_to_box(rotated_box_corners(rbox))
+
+
+def mask_to_box(mask: np.ndarray) -> Optional[Box]:
+    """Tightest axis-aligned box around the nonzero pixels (pixel-edge inclusive), or None if empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return Box(float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1), float(ys[-1] - ys[0] + 1))
+
+
+def mask_to_rotated_box(mask: np.ndarray) -> Optional[RotatedBox]:
+    """Minimum-area rotated rectangle around the mask's pixels (pixel edges included), or None if empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    # Each pixel covers [x-0.5, x+0.5]: use the pixel corners of the boundary pixels.
+    pts = np.stack([xs, ys], axis=1).astype(np.float32)
+    if pts.shape[0] > 2000:
+        hull = cv2.convexHull(pts)
+        pts = hull.reshape(-1, 2)
+    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]], dtype=np.float32)
+    corners = (pts[:, None, :] + offsets[None]).reshape(-1, 2)
+    return polygon_to_rotated_box(corners)
+
+
+def fill_polygon(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bool HxW mask of the pixels whose centers lie inside the polygon."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    # Pixel centers sit at integer coordinates; fillPoly with 8 fractional bits and a -0.5 shift
+    # approximates "center inside" for the polygon given in continuous pixel-edge coordinates.
+    pts = np.round((np.asarray(points, dtype=np.float64).reshape(-1, 2) - 0.5) * 256).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=8)
+    return mask.astype(bool)
+
+
+def target_to_mask(target: Target, shape: tuple[int, int]) -> np.ndarray:
+    """Bool HxW mask of a Box, RotatedBox or MaskTarget."""
+    if isinstance(target, MaskTarget):
+        return np.asarray(target.mask) != 0
+    if isinstance(target, Box):
+        return fill_polygon(box_corners(target), shape)
+    if isinstance(target, RotatedBox):
+        return fill_polygon(rotated_box_corners(target), shape)
+    raise TypeError(f"unsupported target {type(target).__name__}")
+
+
+def clip_box(box: Box, shape: tuple[int, int]) -> Optional[Box]:
+    """Intersection of a box with an image of shape (H, W), or None if they do not overlap."""
+    height, width = shape
+    x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
+    x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return Box(x0, y0, x1 - x0, y1 - y0)

@@ -1,0 +1,1 @@
+"""Tracker backends. Each module registers its backend with segtrack_core.registry on import."""

@@ -1,0 +1,145 @@
+"""Value types shared by every tracker backend: targets, results, states.
+
+Conventions (the same everywhere in segtrack):
+- A frame is a numpy uint8 array HxWx3 in BGR order (OpenCV's), C-contiguous or not.
+- Image axes: x to the right, y down, pixel centers at integer coordinates.
+- Rotated boxes follow vision_msgs BoundingBox2D: center, size along the box's own axes and
+  ``angle`` in radians, counter-clockwise as seen in the image (so a positive angle turns the box's
+  width axis from +x towards -y, i.e. upwards on screen).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Union
+
+import numpy as np
+
+from .errors import InvalidFrameError, InvalidTargetError
+
+
+class TrackState(str, enum.Enum):
+    """Tracking state reported with every result."""
+
+    TRACKING = "tracking"
+    UNCERTAIN = "uncertain"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box: top-left corner (x, y), width w and height h, in pixels."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.w / 2.0, self.y + self.h / 2.0)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class RotatedBox:
+    """Rotated box: center (cx, cy), size (w, h) along its axes, angle in radians (CCW in the image)."""
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+    angle: float
+
+    def as_tuple(self) -> tuple[float, float, float, float, float]:
+        return (self.cx, self.cy, self.w, self.h, self.angle)
+
+
+@dataclass(frozen=True)
+class MaskTarget:
+    """A binary mask (HxW, nonzero = target) the size of the frame."""
+
+    mask: np.ndarray
+
+
+Target = Union[Box, RotatedBox, MaskTarget]
+
+
+@dataclass
+class TrackResult:
+    """What a tracker reports for one frame.
+
+    ``mask`` is a full-resolution HxW bool array; ``box`` and ``rotated_box`` are None when the state is
+    LOST. ``timings`` maps stage names to seconds spent in that stage for this frame.
+    """
+
+    mask: np.ndarray
+    score: float
+    box: Optional[Box]
+    rotated_box: Optional[RotatedBox]
+    state: TrackState
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def validate_frame(frame: object, expected_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """Return ``frame`` if it is an HxWx3 uint8 array (of size ``expected_shape`` if given), else raise."""
+    if not isinstance(frame, np.ndarray):
+        raise InvalidFrameError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InvalidFrameError(f"frame must be uint8, got dtype {frame.dtype}")
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise InvalidFrameError(f"frame must be HxWx3 (BGR), got shape {frame.shape}")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InvalidFrameError(f"frame is too small: {frame.shape[1]}x{frame.shape[0]}")
+    if expected_shape is not None and frame.shape[:2] != tuple(expected_shape):
+        raise InvalidFrameError(
+            f"frame size changed from {expected_shape[1]}x{expected_shape[0]} "
+            f"to {frame.shape[1]}x{frame.shape[0]}; re-initialize the tracker"
+        )
+    return frame
+
+
+def _require_finite(values: tuple[float, ...], what: str) -> None:
+    if not all(isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) for v in values):
+        raise InvalidTargetError(f"{what} has non-finite or non-numeric values: {values}")
+
+
+def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
+    """Check a target against an image of shape (H, W); return it or raise InvalidTargetError.
+
+    A box or rotated box must have positive size and overlap the image by at least one pixel; a mask
+    must be HxW and contain at least one foreground pixel.
+    """
+    height, width = image_shape
+    if isinstance(target, Box):
+        _require_finite(target.as_tuple(), "box")
+        if target.w <= 0 or target.h <= 0:
+            raise InvalidTargetError(f"box must have positive size, got w={target.w}, h={target.h}")
+        x0, y0 = max(target.x, 0.0), max(target.y, 0.0)
+        x1, y1 = min(target.x + target.w, width), min(target.y + target.h, height)
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            raise InvalidTargetError(f"box {target.as_tuple()} lies outside the {width}x{height} image")
+        return target
+    if isinstance(target, RotatedBox):
+        _require_finite(target.as_tuple(), "rotated box")
+        if target.w <= 0 or target.h <= 0:
+            raise InvalidTargetError(f"rotated box must have positive size, got w={target.w}, h={target.h}")
+        reach = 0.5 * math.hypot(target.w, target.h)
+        if (target.cx + reach < 0 or target.cy + reach < 0
+                or target.cx - reach >= width or target.cy - reach >= height):
+            raise InvalidTargetError(f"rotated box {target.as_tuple()} lies outside the {width}x{height} image")
+        return target
+    if isinstance(target, MaskTarget):
+        mask = target.mask
+        if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+            raise InvalidTargetError("mask must be a 2-D numpy array")
+        if mask.shape != (height, width):
+            raise InvalidTargetError(f"mask is {mask.shape[1]}x{mask.shape[0]}, frame is {width}x{height}")
+        if not np.any(mask):
+            raise InvalidTargetError("mask is empty")
+        return target
+    raise InvalidTargetError(f"unsupported target type {type(target).__name__}; use Box, RotatedBox or MaskTarget")
