@@ -72,24 +72,43 @@ def mask_to_rotated_box(mask: np.ndarray) -> Optional[RotatedBox]:
     ys, xs = np.nonzero(mask)
     if xs.size == 0:
         return None
-    # Each pixel covers [x-0.5, x+0.5]: use the pixel corners of the boundary pixels.
+    # Pixel (x, y) covers [x, x+1] x [y, y+1] (as in mask_to_box): use the corners of the boundary pixels.
     pts = np.stack([xs, ys], axis=1).astype(np.float32)
     if pts.shape[0] > 2000:
         hull = cv2.convexHull(pts)
         pts = hull.reshape(-1, 2)
-    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]], dtype=np.float32)
+    offsets = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=np.float32)
     corners = (pts[:, None, :] + offsets[None]).reshape(-1, 2)
     return polygon_to_rotated_box(corners)
 
 
 def fill_polygon(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bool HxW mask of the pixels whose centers lie inside the polygon."""
-    mask = np.zeros(shape, dtype=np.uint8)
-    # Pixel centers sit at integer coordinates; fillPoly with 8 fractional bits and a -0.5 shift
-    # approximates "center inside" for the polygon given in continuous pixel-edge coordinates.
-    pts = np.round((np.asarray(points, dtype=np.float64).reshape(-1, 2) - 0.5) * 256).astype(np.int32)
-    cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=8)
-    return mask.astype(bool)
+    """Bool HxW mask of the pixels whose centers (x+0.5, y+0.5) lie inside the polygon.
+
+    Exact even-odd test, half-open on the right/bottom edges, so that a Box(x, y, w, h) with integer
+    corners fills exactly w*h pixels and ``mask_to_box`` inverts it. (cv2.fillPoly rounds vertices and
+    fills both boundary pixels, which grows boxes by one pixel.)
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    height, width = shape
+    mask = np.zeros(shape, dtype=bool)
+    x0 = max(int(np.ceil(pts[:, 0].min() - 0.5)), 0)
+    x1 = min(int(np.ceil(pts[:, 0].max() - 0.5)), width)
+    y0 = max(int(np.ceil(pts[:, 1].min() - 0.5)), 0)
+    y1 = min(int(np.ceil(pts[:, 1].max() - 0.5)), height)
+    if x1 <= x0 or y1 <= y0:
+        return mask
+    cx = np.arange(x0, x1, dtype=np.float64)[None, :] + 0.5
+    cy = np.arange(y0, y1, dtype=np.float64)[:, None] + 0.5
+    inside = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    for (xa, ya), (xb, yb) in zip(pts, np.roll(pts, -1, axis=0)):
+        if ya == yb:
+            continue  # horizontal edges never cross a row of centers in the even-odd rule
+        crosses = (ya > cy) != (yb > cy)
+        x_at_row = xa + (cy - ya) * (xb - xa) / (yb - ya)
+        inside ^= crosses & (cx < x_at_row)
+    mask[y0:y1, x0:x1] = inside
+    return mask
 
 
 def target_to_mask(target: Target, shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,265 @@
+"""Command line: ``segtrack track | eval | bench``.
+
+Bad input (missing files, malformed options, backend errors) prints one ``segtrack: error:`` line and
+exits with status 2; ``--traceback`` shows the full trace instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from tqdm import tqdm
+
+from .benchmark import format_bench, load_bench_frames, run_benchmark
+from .device import resolve_device
+from .errors import SegtrackError
+from .evaluation import (INIT_MODES, EvaluationReport, evaluate, make_tracker,
+                         metric_keys, tracker_config)
+from .geometry import mask_to_box, rotated_box_to_box, target_to_mask
+from .io import DataError, FrameSource, VideoWriter, default_data_root, load_davis, load_vot, read_mask, write_mask_png
+from .types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from .visualize import draw_overlay
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="d3s2", help="tracker backend (default: d3s2)")
+    parser.add_argument("--config", help="YAML config of the backend (default: its defaults)")
+    parser.add_argument("--device", help="auto|cpu|cuda|cuda:N for backends that run on a device "
+                                         "(default: the config's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="segtrack", description="Single-object segmentation tracking.")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    track = sub.add_parser("track", help="track one object through a video or a folder of frames")
+    track.add_argument("input", help="video file or folder of frames (sorted jpg/png)")
+    init = track.add_mutually_exclusive_group(required=True)
+    init.add_argument("--box", help="initial box x,y,w,h in pixels")
+    init.add_argument("--mask", help="initial mask image (nonzero = target), the size of the frames")
+    init.add_argument("--box-from-mask", help="initialise from the box enclosing this mask image")
+    track.add_argument("--out", help="overlay video to write (mp4)")
+    track.add_argument("--save-masks", help="folder for per-frame mask PNGs (0/255)")
+    track.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_backend_options(track)
+
+    ev = sub.add_parser("eval", help="score a backend on a DAVIS or VOT style dataset")
+    ev.add_argument("root", help="dataset folder with one sub-folder per sequence")
+    ev.add_argument("--format", required=True, choices=("davis", "vot"))
+    ev.add_argument("--init", default="box", choices=INIT_MODES,
+                    help="initial target: enclosing box, mask or rotated box (default: box)")
+    ev.add_argument("--baseline", help="also run this backend on the same frames and compare (e.g. csrt)")
+    ev.add_argument("--sequences", help="comma-separated sequence names (default: all)")
+    ev.add_argument("--out", help="folder for results.json, sequences.csv and frames.csv")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_backend_options(ev)
+
+    bench = sub.add_parser("bench", help="per-frame latency and fps at a given resolution")
+    bench.add_argument("--width", type=int, default=854)
+    bench.add_argument("--height", type=int, default=480)
+    bench.add_argument("--frames", type=int, default=100, help="timed frames (default: 100)")
+    bench.add_argument("--warmup", type=int, default=5, help="untimed warm-up frames (default: 5)")
+    bench.add_argument("--baseline", help="also measure this backend (e.g. csrt) and print the fps ratio")
+    bench.add_argument("--sequence", help="DAVIS sequence folder (frames/, masks/); default: "
+                                          "car-shadow in the shared data folder")
+    _add_backend_options(bench)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="segtrack: warning: %(message)s")
+    command = {"track": cmd_track, "eval": cmd_eval, "bench": cmd_bench}[args.command]
+    try:
+        return command(args)
+    except (SegtrackError, OSError, RuntimeError) as exc:
+        if args.traceback:
+            raise
+        print(f"segtrack {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("segtrack: interrupted", file=sys.stderr)
+        return 130
+
+
+def _describe(exc: BaseException) -> str:
+    # KeyError-derived errors repr their message in quotes; show the plain text.
+    message = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+# --- track ------------------------------------------------------------------------------------------
+
+def parse_box(text: str) -> Box:
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise DataError(f"--box must be four numbers x,y,w,h, got {text!r}")
+    return Box(*values)
+
+
+def _initial_target(args: argparse.Namespace) -> Target:
+    if args.box is not None:
+        return parse_box(args.box)
+    if args.mask is not None:
+        return MaskTarget(read_mask(Path(args.mask)))
+    box = mask_to_box(read_mask(Path(args.box_from_mask)))
+    if box is None:
+        raise DataError(f"mask {args.box_from_mask} is empty")
+    return box
+
+
+def _init_result(target: Target, shape: tuple[int, int]) -> TrackResult:
+    """What to draw and save for the initialisation frame: the given target itself."""
+    mask = target_to_mask(target, shape)
+    box = mask_to_box(mask) if isinstance(target, MaskTarget) else (
+        rotated_box_to_box(target) if isinstance(target, RotatedBox) else target)
+    rotated = target if isinstance(target, RotatedBox) else None
+    return TrackResult(mask, 1.0, box, rotated, TrackState.TRACKING)
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    target = _initial_target(args)
+    source = FrameSource(args.input)
+    tracker = make_tracker(args.backend, args.config, args.device)
+    writer = VideoWriter(args.out, fps=source.fps or 25.0) if args.out else None
+    bar = tqdm(total=len(source) or None, unit="frame", disable=True if args.no_progress else None, file=sys.stderr)
+    states: Counter = Counter()
+    scores: List[float] = []
+    track_time = 0.0
+    try:
+        for index, frame in source:
+            bar.update(1)
+            if not tracker.initialized:
+                tracker.initialize(frame, target)
+                result = _init_result(target, frame.shape[:2])
+                label = f"{args.backend} #{index} init"
+            else:
+                start = time.perf_counter()
+                result = tracker.track(frame)
+                track_time += time.perf_counter() - start
+                states[result.state.value] += 1
+                scores.append(result.score)
+                label = f"{args.backend} #{index}"
+            if writer is not None:
+                writer.write(draw_overlay(frame, result, label))
+            if args.save_masks:
+                write_mask_png(args.save_masks, index, result.mask)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    if not tracker.initialized:
+        raise DataError(f"no readable frame in {args.input}")
+    tracked = len(scores)
+    fps = tracked / track_time if track_time > 0 else 0.0
+    mean_score = sum(scores) / tracked if tracked else float("nan")
+    state_text = ", ".join(f"{s.value} {states.get(s.value, 0)}" for s in TrackState)
+    print(f"backend {args.backend}: {tracked + 1} frames (1 init + {tracked} tracked), "
+          f"{len(source.skipped)} skipped")
+    print(f"tracking fps {fps:.1f}, mean score {mean_score:.3f}, states: {state_text}")
+    if writer is not None:
+        print(f"overlay video: {args.out} ({writer.frames_written} frames)")
+    if args.save_masks:
+        print(f"masks: {args.save_masks}/")
+    return 0
+
+
+# --- eval -------------------------------------------------------------------------------------------
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
+    loader = load_davis if args.format == "davis" else load_vot
+    sequences = loader(Path(args.root), names)
+    trackers = {args.backend: make_tracker(args.backend, args.config, args.device)}
+    configs = {args.backend: tracker_config(args.backend, args.config, trackers[args.backend])}
+    if args.baseline and args.baseline != args.backend:
+        trackers[args.baseline] = make_tracker(args.baseline, None, args.device)
+        configs[args.baseline] = tracker_config(args.baseline, None, trackers[args.baseline])
+    total = sum(len(s) - 1 for s in sequences)
+    with tqdm(total=total, unit="frame", disable=True if args.no_progress else None, file=sys.stderr) as bar:
+        report = evaluate(sequences, trackers, args.init, str(args.root), configs, on_frame=lambda: bar.update(1))
+    print(format_report(report))
+    if args.out:
+        paths = report.save(args.out)
+        print("saved " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def format_report(report: EvaluationReport) -> str:
+    keys = metric_keys(report.protocol)
+    header = f"  {'sequence':<16}" + "".join(f"{k:>11}" for k in keys)
+    lines = []
+    for results in report.results:
+        lines.append(f"{results.backend}: {report.protocol} protocol, init {report.init}")
+        lines.append(header)
+        for seq in results.sequences:
+            lines.append(_row(seq.sequence, seq.summary(), keys))
+        lines.append(_row("mean", results.summary(), keys))
+    if len(report.results) == 2:
+        main_results, base = report.results
+        diff_keys = [k for k in keys if k not in ("frames", "fps")]
+        lines.append(f"difference {main_results.backend} - {base.backend} (fps: ratio)")
+        lines.append(f"  {'sequence':<16}" + "".join(f"{k:>11}" for k in diff_keys) + f"{'fps x':>11}")
+        pairs = [(a.sequence, a.summary(), b.summary()) for a, b in zip(main_results.sequences, base.sequences)]
+        pairs.append(("mean", main_results.summary(), base.summary()))
+        for name, a, b in pairs:
+            ratio = a["fps"] / b["fps"] if b["fps"] > 0 else float("nan")
+            lines.append(f"  {name:<16}" + "".join(f"{a[k] - b[k]:>+11.3f}" for k in diff_keys) + f"{ratio:>11.2f}")
+    return "\n".join(lines)
+
+
+def _row(name: str, summary: dict, keys: List[str]) -> str:
+    cells = []
+    for key in keys:
+        value = summary[key]
+        cells.append(f"{int(value):>11d}" if key in ("frames", "failures") else
+                     f"{value:>11.1f}" if key == "fps" else f"{value:>11.3f}")
+    return f"  {name:<16}" + "".join(cells)
+
+
+# --- bench ------------------------------------------------------------------------------------------
+
+def _device_label(tracker: object) -> str:
+    device = getattr(getattr(tracker, "config", None), "device", None)
+    return str(resolve_device(device)) if isinstance(device, str) else "cpu"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    sequence = Path(args.sequence) if args.sequence else default_data_root() / "davis2016" / "car-shadow"
+    if args.frames < 1 or args.warmup < 0:
+        raise DataError(f"--frames must be >= 1 and --warmup >= 0, got {args.frames} and {args.warmup}")
+    frames, box = load_bench_frames(sequence, args.width, args.height)
+    print(f"sequence {sequence} ({len(frames)} frames) at {args.width}x{args.height}")
+    tracker = make_tracker(args.backend, args.config, args.device)
+    result = run_benchmark(tracker, frames, box, args.frames, args.warmup)
+    print(format_bench(result, _device_label(tracker)))
+    if args.baseline and args.baseline != args.backend:
+        baseline = make_tracker(args.baseline, None, args.device)
+        base_result = run_benchmark(baseline, frames, box, args.frames, args.warmup)
+        print(format_bench(base_result, _device_label(baseline)))
+        ratio = result.end_to_end.fps / base_result.end_to_end.fps
+        print(f"fps ratio {args.backend}/{args.baseline}: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

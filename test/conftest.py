@@ -1,0 +1,60 @@
+"""Shared fixtures: the real data beside the repository (<repo>/../shared/data) and small copies of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segtrack_core.io import read_image, read_mask
+
+DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA_ROOT / "davis2016").is_dir() or not (DATA_ROOT / "vot2015").is_dir():
+        pytest.skip(f"shared data not found at {DATA_ROOT}")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def load_davis_frames(data_root):
+    """load(sequence="car-shadow", count=5) -> (list of BGR frames, list of bool masks)."""
+
+    def load(sequence: str = "car-shadow", count: int = 5) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        seq = data_root / "davis2016" / sequence
+        names = sorted(p.stem for p in (seq / "frames").glob("*.jpg"))[:count]
+        frames = [read_image(seq / "frames" / f"{n}.jpg") for n in names]
+        masks = [read_mask(seq / "masks" / f"{n}.png") for n in names]
+        return frames, masks
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def mini_davis(data_root, tmp_path_factory) -> Path:
+    """DAVIS-layout root with the first 6 frames of car-shadow and blackswan (fast end-to-end runs)."""
+    root = tmp_path_factory.mktemp("mini_davis")
+    for name in ("car-shadow", "blackswan"):
+        for sub, suffix in (("frames", "jpg"), ("masks", "png")):
+            target = root / name / sub
+            target.mkdir(parents=True)
+            for src in sorted((data_root / "davis2016" / name / sub).glob(f"*.{suffix}"))[:6]:
+                shutil.copy(src, target / src.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_vot(data_root, tmp_path_factory) -> Path:
+    """VOT-layout root with the first 8 frames of bag and their ground truth."""
+    root = tmp_path_factory.mktemp("mini_vot")
+    src = data_root / "vot2015" / "bag"
+    (root / "bag" / "imgs").mkdir(parents=True)
+    for image in sorted((src / "imgs").glob("*.jpg"))[:8]:
+        shutil.copy(image, root / "bag" / "imgs" / image.name)
+    lines = (src / "groundtruth.txt").read_text().splitlines()[:8]
+    (root / "bag" / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    return root
