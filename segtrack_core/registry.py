@@ -36,7 +36,7 @@ def register_backend(name: str, config_cls: Type, description: str) -> Callable:
     return wrap
 
 
-BUILTIN_BACKEND_MODULES = ("segtrack_core.trackers.csrt",)
+BUILTIN_BACKEND_MODULES = ("segtrack_core.trackers.d3s2", "segtrack_core.trackers.csrt")
 
 
 def _ensure_builtin_backends() -> None:

@@ -1,0 +1,112 @@
+"""Search-region sampling and the tracking descriptor built from backbone features.
+
+The search region is a square of side ``search_scale * sqrt(w * h)`` around the target, resampled to a
+fixed ``input_size``. The descriptor at stride 8 concatenates the stride-8 features with upsampled
+stride-16 features (each L2-normalised), reduced by a PCA learned on the first frame, and L2-normalised
+again: GEM and GIM both work on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .backbone import PIXEL_MEAN, PIXEL_STD, EfficientNetLite
+
+DESCRIPTOR_STRIDE = 8
+
+
+@dataclass(frozen=True)
+class SearchRegion:
+    """A square image region resampled to ``size`` x ``size`` pixels.
+
+    Continuous image coordinates x (pixel i spans [i, i+1)) map to crop coordinates
+    u = (x - cx) * scale + size / 2.
+    """
+
+    cx: float
+    cy: float
+    side: float
+    size: int
+
+    @property
+    def scale(self) -> float:
+        return self.size / self.side
+
+    def image_to_crop_matrix(self) -> np.ndarray:
+        """2x3 affine from image pixel indices to crop pixel indices (cv2 convention: centers integer)."""
+        s = self.scale
+        return np.array([[s, 0.0, (0.5 - self.cx) * s + self.size / 2 - 0.5],
+                         [0.0, s, (0.5 - self.cy) * s + self.size / 2 - 0.5]])
+
+    def cell_to_image(self, fx: float, fy: float, stride: int) -> tuple[float, float]:
+        """Continuous image point at feature cell index (fx, fy) (cell centers at integers)."""
+        u, v = (fx + 0.5) * stride, (fy + 0.5) * stride
+        return ((u - self.size / 2) / self.scale + self.cx, (v - self.size / 2) / self.scale + self.cy)
+
+    def image_to_cell(self, x: float, y: float, stride: int) -> tuple[float, float]:
+        u = (x - self.cx) * self.scale + self.size / 2
+        v = (y - self.cy) * self.scale + self.size / 2
+        return (u / stride - 0.5, v / stride - 0.5)
+
+    def image_index_to_cell_matrix(self, stride: int, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """2x3 affine from pixel indices of an image window starting at ``origin`` to cell indices."""
+        a = self.scale / stride
+        bx = ((origin[0] + 0.5 - self.cx) * self.scale + self.size / 2) / stride - 0.5
+        by = ((origin[1] + 0.5 - self.cy) * self.scale + self.size / 2) / stride - 0.5
+        return np.array([[a, 0.0, bx], [0.0, a, by]])
+
+    def crop(self, frame: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        return cv2.warpAffine(frame, self.image_to_crop_matrix(), (self.size, self.size),
+                              flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+class DescriptorExtractor:
+    """Backbone + projection to the tracking descriptor, on a given device and precision."""
+
+    def __init__(self, backbone: EfficientNetLite, feature_dim: int, device: torch.device,
+                 half: bool) -> None:
+        self.backbone = backbone.fuse_batchnorm().to(device)
+        self.device = device
+        self.dtype = torch.float16 if half else torch.float32
+        if half:
+            self.backbone = self.backbone.half()
+        if device.type == "cpu":
+            self.backbone = self.backbone.to(memory_format=torch.channels_last)
+        self.feature_dim = feature_dim
+        self.projection: torch.Tensor | None = None  # (C_in, D)
+        self.mean: torch.Tensor | None = None  # (C_in,)
+
+    def _to_tensor(self, crop_bgr: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(crop_bgr).to(self.device)
+        x = x.flip(-1).permute(2, 0, 1)[None].to(self.dtype)  # BGR -> RGB, NCHW
+        x = (x - PIXEL_MEAN) / PIXEL_STD
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.inference_mode()
+    def raw(self, crop_bgr: np.ndarray) -> torch.Tensor:
+        """Concatenated, per-level normalised stride-8 features (C_in, H/8, W/8), float32."""
+        feats = self.backbone.features(self._to_tensor(crop_bgr), strides=(8, 16))
+        f8 = F.normalize(feats[8].float(), dim=1)
+        f16 = F.interpolate(feats[16].float(), size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        f16 = F.normalize(f16, dim=1)
+        return torch.cat([f8, f16], dim=1)[0].contiguous()
+
+    def fit_projection(self, raw: torch.Tensor) -> None:
+        """PCA of the first frame's descriptors: the dimensionality reduction used from then on."""
+        vectors = raw.flatten(1).t()
+        self.mean = vectors.mean(dim=0)
+        _, _, vh = torch.linalg.svd(vectors - self.mean, full_matrices=False)
+        self.projection = vh[: self.feature_dim].t().contiguous()
+
+    def project(self, raw: torch.Tensor) -> torch.Tensor:
+        """(C_in, H, W) raw -> (D, H, W) unit-norm descriptor."""
+        channels, height, width = raw.shape
+        reduced = (raw.flatten(1).t() - self.mean) @ self.projection
+        return F.normalize(reduced, dim=1).t().reshape(-1, height, width)

