@@ -17,11 +17,13 @@ from .types import Box, MaskTarget, RotatedBox, Target
 
 
 def normalize_angle(rbox: RotatedBox) -> RotatedBox:
-    """Same rectangle with its angle in [-pi/2, pi/2), swapping w and h where needed."""
+    """Same rectangle with its angle in [-pi/4, pi/4), swapping w and h where needed (0 when axis-aligned)."""
     cx, cy, w, h, a = rbox.as_tuple()
     a = math.remainder(a, math.pi)  # in [-pi/2, pi/2]; a rectangle is symmetric under a half turn
-    if a >= math.pi / 2:
-        a -= math.pi
+    if a >= math.pi / 4:
+        a, w, h = a - math.pi / 2, h, w
+    elif a < -math.pi / 4:
+        a, w, h = a + math.pi / 2, h, w
     return RotatedBox(cx, cy, w, h, a)
 
 
@@ -69,14 +71,12 @@ def mask_to_box(mask: np.ndarray) -> Optional[Box]:
 
 def mask_to_rotated_box(mask: np.ndarray) -> Optional[RotatedBox]:
     """Minimum-area rotated rectangle around the mask's pixels (pixel edges included), or None if empty."""
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
+    contours, _ = cv2.findContours(np.asarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
         return None
-    # Pixel (x, y) covers [x, x+1] x [y, y+1] (as in mask_to_box): use the corners of the boundary pixels.
-    pts = np.stack([xs, ys], axis=1).astype(np.float32)
-    if pts.shape[0] > 2000:
-        hull = cv2.convexHull(pts)
-        pts = hull.reshape(-1, 2)
+    # The outer contours hold every boundary pixel; pixel (x, y) covers [x, x+1] x [y, y+1] (as in
+    # mask_to_box), so the rectangle is fitted around the corners of those pixels.
+    pts = np.concatenate(contours).reshape(-1, 2).astype(np.float32)
     offsets = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=np.float32)
     corners = (pts[:, None, :] + offsets[None]).reshape(-1, 2)
     return polygon_to_rotated_box(corners)

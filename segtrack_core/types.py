@@ -2,10 +2,11 @@
 
 Conventions (the same everywhere in segtrack):
 - A frame is a numpy uint8 array HxWx3 in BGR order (OpenCV's), C-contiguous or not.
-- Image axes: x to the right, y down, pixel centers at integer coordinates.
+- Image axes: x to the right, y down; pixel (i, j) covers [i, i+1) x [j, j+1), so boxes are in
+  pixel-edge coordinates (a box around one pixel at column 3 has x=3, w=1).
 - Rotated boxes follow vision_msgs BoundingBox2D: center, size along the box's own axes and
-  ``angle`` in radians, counter-clockwise as seen in the image (so a positive angle turns the box's
-  width axis from +x towards -y, i.e. upwards on screen).
+  ``angle`` in radians, counter-clockwise in image axes: a positive angle turns the width axis from +x
+  towards +y, so the width axis is (cos a, sin a). With y pointing down this looks clockwise on screen.
 """
 
 from __future__ import annotations

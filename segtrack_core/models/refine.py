@@ -36,9 +36,15 @@ def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float
     means = box(products)
     var = means[..., :6] - mean_i[..., [0, 0, 0, 1, 1, 2]] * mean_i[..., [0, 1, 2, 1, 2, 2]]
     cov_ip = means[..., 6:] - mean_i * mean_p[..., None]
-    sigma = var[..., [0, 1, 2, 1, 3, 4, 2, 4, 5]].reshape(*var.shape[:2], 3, 3)
-    sigma = sigma + eps * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(sigma, cov_ip[..., None])[..., 0]  # HxWx3
+    # Per-pixel solve of (Sigma + eps I) a = cov_ip with the closed-form inverse of a symmetric 3x3.
+    sxx, sxy, sxz, syy, syz, szz = (var[..., i] for i in range(6))
+    sxx, syy, szz = sxx + eps, syy + eps, szz + eps
+    ixx, ixy, ixz = syy * szz - syz * syz, sxz * syz - sxy * szz, sxy * syz - sxz * syy
+    iyy, iyz, izz = sxx * szz - sxz * sxz, sxy * sxz - sxx * syz, sxx * syy - sxy * sxy
+    det = sxx * ixx + sxy * ixy + sxz * ixz
+    cx, cy, cz = cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]
+    a = np.stack([ixx * cx + ixy * cy + ixz * cz, ixy * cx + iyy * cy + iyz * cz,
+                  ixz * cx + iyz * cy + izz * cz], axis=2) / det[..., None]
     b = mean_p - (a * mean_i).sum(axis=2)
     return (box(a) * guide).sum(axis=2) + box(b)
 

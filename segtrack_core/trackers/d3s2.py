@@ -55,14 +55,16 @@ class D3S2Config:
     gim_fg_capacity: int = 512
     gim_bg_capacity: int = 1536
     gim_top_k: int = 3
+    gim_update_foreground: bool = False  # foreground memory from later frames risks drift into background
     # fusion and refinement
     fusion_temperature: float = 0.1  # on the foreground-minus-background similarity
     location_weight: float = 2.0
     fusion_bias: float = 0.0
     color_bins: int = 16  # per channel
     color_learning_rate: float = 0.05
-    color_weight: float = 1.0  # weight of the colour posterior's logit against the feature logit
+    color_weight: float = 0.5  # weight of the colour posterior's logit against the feature logit
     grabcut_iterations: int = 3  # box initialisation proxy mask
+    box_init_passes: int = 3  # segmentation passes on the first frame that refine the proxy mask
     box_init_keep: float = 0.7  # fraction of proxy cells kept as foreground (least background-like)
     refine_max_side: int = 360  # refinement window is downscaled to at most this many pixels
     refine_radius: float = 0.04  # guided-filter radius / target size
@@ -74,7 +76,7 @@ class D3S2Config:
     # confidence and states
     tracking_threshold: float = 0.5
     lost_threshold: float = 0.3
-    update_threshold: float = 0.6
+    update_threshold: float = 0.45
     lost_search_growth: float = 1.4
     max_search_scale: float = 10.0
 
@@ -266,14 +268,18 @@ class D3S2Tracker(Tracker):
                                     self.config.grabcut_iterations) & proxy
             if grabcut.sum() >= 0.1 * proxy.sum():
                 proxy = grabcut
-            self._bootstrap_memories(descriptor, self._coverage(proxy, region, grid),
-                                     self._coverage(target_to_mask(target, shape), region, grid))
-            self._learn_colors(frame, proxy, update=False)
-            # Without the location prior: the box center is not necessarily on the object.
-            mask, _, _ = self._segment(frame, region, descriptor, center_cell, location_weight=0.0)
-            mask &= target_to_mask(target, shape)
-            if mask.sum() < 0.1 * proxy.sum():
-                mask = proxy
+            box_mask = target_to_mask(target, shape)
+            box_cells = self._coverage(box_mask, region, grid)
+            mask = proxy
+            for _ in range(self.config.box_init_passes):
+                self._bootstrap_memories(descriptor, self._coverage(mask, region, grid), box_cells)
+                self._learn_colors(frame, mask, update=False)
+                # Without the location prior: the box center is not necessarily on the object.
+                refined, _, _ = self._segment(frame, region, descriptor, center_cell, location_weight=0.0)
+                refined &= box_mask
+                if refined.sum() < 0.1 * proxy.sum():
+                    break
+                mask = refined
         self._learn_memories(descriptor, self._coverage(mask, region, grid), 0.75)
         self._learn_colors(frame, mask, update=False)
         mask_box = mask_to_box(mask)
@@ -345,7 +351,8 @@ class D3S2Tracker(Tracker):
                        region: SearchRegion) -> None:
         grid = descriptor.shape[-2:]
         coverage = self._coverage(mask, region, grid)
-        self.gim.update(descriptor, coverage >= 0.9, coverage <= 0.02)
+        fg_cells = coverage >= 0.9 if self.config.gim_update_foreground else torch.zeros_like(coverage, dtype=torch.bool)
+        self.gim.update(descriptor, fg_cells, coverage <= 0.02)
         self._learn_colors(frame, mask, update=True)
         # The DCF learns on the region the descriptor came from, with the label at the new center.
         self.dcf.update(descriptor, self._label(region, grid))
