@@ -77,16 +77,15 @@ class D3S2Config:
     tracking_threshold: float = 0.5
     lost_threshold: float = 0.3
     update_threshold: float = 0.45
-    lost_search_growth: float = 1.4
-    max_search_scale: float = 10.0
+    redetect_scale: float = 8.0  # while lost: side of the re-detection region / sqrt(target area)
 
     def __post_init__(self) -> None:
         if self.input_size % 16 or self.input_size < 64:
             raise ConfigError(f"input_size must be a multiple of 16 and >= 64, got {self.input_size}")
         if not 0 < self.lost_threshold <= self.tracking_threshold <= 1:
             raise ConfigError("thresholds must satisfy 0 < lost_threshold <= tracking_threshold <= 1")
-        if self.search_scale < 1.5 or self.max_search_scale < self.search_scale:
-            raise ConfigError("search_scale must be >= 1.5 and <= max_search_scale")
+        if self.search_scale < 1.5 or self.redetect_scale < self.search_scale:
+            raise ConfigError("search_scale must be >= 1.5 and <= redetect_scale")
         if self.feature_dim < 4:
             raise ConfigError("feature_dim must be >= 4")
 
@@ -121,7 +120,6 @@ class D3S2Tracker(Tracker):
     def _reset_state(self) -> None:
         self.center = (0.0, 0.0)
         self.size = (1.0, 1.0)  # inherent target size (w, h)
-        self.search_scale = self.config.search_scale
         self.fill_ratio = 1.0  # mask area / (w * h) of the inherent size
         self.size_from_mask = (1.0, 1.0)  # inherent size / mask box size, fixed at initialisation
         self.state = TrackState.TRACKING
@@ -135,9 +133,28 @@ class D3S2Tracker(Tracker):
         self._reset_state()
 
     # ---------------------------------------------------------------- geometry helpers
-    def _region(self) -> SearchRegion:
-        side = self.search_scale * math.sqrt(self.size[0] * self.size[1])
-        return SearchRegion(self.center[0], self.center[1], side, self.config.input_size)
+    def _region(self, search_scale: float | None = None) -> SearchRegion:
+        """Search region around the current center; a larger ``search_scale`` keeps the feature scale by
+        growing the input size in proportion."""
+        cfg = self.config
+        scale = cfg.search_scale if search_scale is None else search_scale
+        size = int(round(cfg.input_size * scale / cfg.search_scale / 16)) * 16
+        pixels_per_input_pixel = cfg.search_scale * math.sqrt(self.size[0] * self.size[1]) / cfg.input_size
+        return SearchRegion(self.center[0], self.center[1], size * pixels_per_input_pixel, size)
+
+    def _redetect(self, frame: np.ndarray) -> None:
+        """While lost: move the center to the target-sized window with the most GIM foreground evidence
+        in a larger region (features at the usual scale)."""
+        region = self._region(self.config.redetect_scale)
+        descriptor = self._describe(frame, region)
+        _, _, posterior = self.gim.channels(descriptor)
+        cells_w, cells_h = (max(1, int(round(c))) for c in self._size_cells(region))
+        evidence = torch.nn.functional.avg_pool2d(posterior[None, None], (cells_h | 1, cells_w | 1), stride=1,
+                                                  padding=(cells_h // 2, cells_w // 2), count_include_pad=True)
+        peak = find_peak(evidence[0, 0])
+        x, y = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
+        height, width = frame.shape[:2]
+        self.center = (min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height)))
 
     def _size_cells(self, region: SearchRegion) -> tuple[float, float]:
         return (self.size[0] * region.scale / DESCRIPTOR_STRIDE, self.size[1] * region.scale / DESCRIPTOR_STRIDE)
@@ -291,6 +308,10 @@ class D3S2Tracker(Tracker):
         cfg = self.config
         timings = {}
         start_total = time.perf_counter()
+        if self.state is TrackState.LOST:
+            start = time.perf_counter()
+            self._redetect(frame)
+            timings["redetect"] = time.perf_counter() - start
         region = self._region()
         start = time.perf_counter()
         descriptor = self._describe(frame, region)
@@ -314,7 +335,8 @@ class D3S2Tracker(Tracker):
         mask_quality = max(0.0, 2.0 * mean_probability - 1.0)
         score = float(np.clip(0.5 * dcf_quality + 0.25 * mask_quality + 0.25 * area_quality, 0.0, 1.0))
 
-        if score < cfg.lost_threshold or area == 0:
+        recovering = self.state is TrackState.LOST
+        if score < cfg.lost_threshold or area == 0 or (recovering and score < cfg.tracking_threshold):
             state = TrackState.LOST
         elif score < cfg.tracking_threshold:
             state = TrackState.UNCERTAIN
@@ -324,12 +346,10 @@ class D3S2Tracker(Tracker):
 
         peak_image = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
         if state is TrackState.LOST:
-            self.search_scale = min(self.search_scale * cfg.lost_search_growth, cfg.max_search_scale)
             timings["update"] = time.perf_counter() - start
             timings["total"] = time.perf_counter() - start_total
             return TrackResult(np.zeros_like(mask), score, None, None, state, timings)
 
-        self.search_scale = cfg.search_scale
         box = mask_to_box(mask)
         consistent = 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change
         if consistent:
