@@ -1,0 +1,106 @@
+"""D3S2 parts (backbone, GEM, GIM, refinement) and the tracker on real DAVIS frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import segtrack_core as st
+from segtrack_core.geometry import mask_to_box
+from segtrack_core.metrics import region_similarity
+from segtrack_core.models.backbone import PIXEL_MEAN, PIXEL_STD, load_backbone
+from segtrack_core.models.dcf import CorrelationFilter, find_peak, gaussian_label
+from segtrack_core.models.gim import GeometricallyInvariantModel
+from segtrack_core.models.refine import guided_filter
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return st.create_tracker("d3s2", device="cpu")
+
+
+def test_backbone_weights_classify_a_black_swan(load_davis_frames):
+    """The ImageNet weights load into our plain-torch network: ImageNet class 100 is 'black swan'."""
+    import cv2
+    frames, _ = load_davis_frames("blackswan", 1)
+    rgb = cv2.resize(frames[0], (224, 224))[:, :, ::-1].astype(np.float32)
+    x = (torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None] - PIXEL_MEAN) / PIXEL_STD
+    model = load_backbone("lite0")
+    with torch.inference_mode():
+        reference = model(x)
+        fused = load_backbone("lite0").fuse_batchnorm()(x)
+    assert int(reference.argmax()) == 100
+    assert torch.allclose(reference, fused, atol=1e-3)  # folding BN into convs changes nothing
+
+
+def test_dcf_finds_a_shifted_pattern():
+    rng = np.random.default_rng(0)
+    features = torch.from_numpy(rng.standard_normal((8, 32, 32)).astype(np.float32))
+    label = gaussian_label(32, 32, (16.0, 16.0), (1.5, 1.5))
+    dcf = CorrelationFilter(regularization=0.01, learning_rate=0.1)
+    dcf.initialize(features, label)
+    shifted = torch.roll(features, shifts=(3, -5), dims=(1, 2))
+    peak = find_peak(dcf.response(shifted))
+    assert abs(peak.x - 11) < 0.6 and abs(peak.y - 19) < 0.6
+    assert peak.value > 0.3 * dcf.reference_peak
+    unrelated = torch.from_numpy(rng.standard_normal((8, 32, 32)).astype(np.float32))
+    assert find_peak(dcf.response(unrelated)).value < 0.5 * peak.value
+
+
+def test_gim_separates_foreground_from_background():
+    # Foreground cells share one direction, background cells another, plus noise.
+    rng = np.random.default_rng(0)
+    fg_dir, bg_dir = np.eye(16)[0], np.eye(16)[1]
+    truth = np.zeros((20, 20), bool)
+    truth[5:12, 6:14] = True
+    feats = np.where(truth[..., None], fg_dir, bg_dir) + 0.3 * rng.standard_normal((20, 20, 16))
+    feats /= np.linalg.norm(feats, axis=2, keepdims=True)
+    features = torch.from_numpy(feats.transpose(2, 0, 1).astype(np.float32))
+    gim = GeometricallyInvariantModel(fg_capacity=64, bg_capacity=128, top_k=3, temperature=0.1)
+    train = torch.from_numpy(truth)
+    gim.initialize(features, train, ~train)
+    fg, bg, posterior = gim.channels(torch.roll(features, 2, dims=2))  # the object moved right by 2 cells
+    moved = np.roll(truth, 2, axis=1)
+    assert ((posterior.numpy() > 0.5) == moved).mean() >= 0.97
+    assert float(fg[torch.from_numpy(moved)].mean()) > float(bg[torch.from_numpy(moved)].mean())
+
+
+def test_guided_filter_sharpens_a_blurry_mask_at_image_edges():
+    guide = np.zeros((60, 60, 3), np.float32)
+    guide[:, 30:] = 1.0  # an image edge at x = 30
+    blurry = np.clip((np.arange(60, dtype=np.float32) - 12) / 24, 0, 1)[None].repeat(60, axis=0)
+    refined = guided_filter(guide, blurry, radius=6, eps=1e-3)
+    step_in, step_out = blurry[0, 30] - blurry[0, 29], refined[0, 30] - refined[0, 29]
+    assert step_out > 5 * step_in  # the probability now jumps where the image does
+    assert (refined[:, 30:] > 0.5).all()
+
+
+@pytest.mark.parametrize("sequence, init, floor", [("car-shadow", "box", 0.6), ("blackswan", "mask", 0.6)])
+def test_tracks_real_sequence_above_j_floor(tracker, load_davis_frames, sequence, init, floor):
+    frames, masks = load_davis_frames(sequence, 12)
+    target = mask_to_box(masks[0]) if init == "box" else st.MaskTarget(masks[0])
+    tracker.initialize(frames[0], target)
+    scores = []
+    for frame, truth in zip(frames[1:], masks[1:]):
+        result = tracker.track(frame)
+        assert result.state is st.TrackState.TRACKING
+        scores.append(region_similarity(result.mask, truth))
+    assert np.mean(scores) >= floor, scores
+
+
+def test_reports_lost_then_recovers(tracker, load_davis_frames):
+    frames, masks = load_davis_frames("car-shadow", 14)
+    tracker.initialize(frames[0], mask_to_box(masks[0]))
+    for frame in frames[1:4]:
+        assert tracker.track(frame).state is st.TrackState.TRACKING
+    for frame, truth in zip(frames[4:9], masks[4:9]):  # the car is hidden behind a grey panel
+        hidden = frame.copy()
+        box = mask_to_box(truth)
+        hidden[max(0, int(box.y) - 15): int(box.y + box.h) + 15, max(0, int(box.x) - 15): int(box.x + box.w) + 15] = 90
+        result = tracker.track(hidden)
+    assert result.state is st.TrackState.LOST
+    assert result.box is None and result.rotated_box is None and not result.mask.any()
+    recovered = [tracker.track(frame) for frame in frames[9:14]]
+    assert recovered[-1].state is st.TrackState.TRACKING
+    assert region_similarity(recovered[-1].mask, masks[13]) > 0.6

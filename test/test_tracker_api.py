@@ -1,0 +1,105 @@
+"""The tracker interface: every backend rejects bad input with a typed error and keeps its state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import segtrack_core as st
+from segtrack_core.errors import (ConfigError, InvalidFrameError, InvalidTargetError, NotInitializedError,
+                                  UnknownBackendError)
+
+BACKENDS = ["csrt", "d3s2"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def tracker(request):
+    options = {"device": "cpu"} if request.param == "d3s2" else {}
+    return st.create_tracker(request.param, **options)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A textured 240x320 frame with a distinct red square target at (120, 80) size 60x50."""
+    rng = np.random.default_rng(1)
+    frame = (rng.random((240, 320, 3)) * 80 + 60).astype(np.uint8)
+    frame[80:130, 120:180] = (30, 30, 220)
+    return frame
+
+
+def test_track_before_initialize_raises(scene):
+    tracker = st.create_tracker("csrt")
+    with pytest.raises(NotInitializedError):
+        tracker.track(scene)
+
+
+@pytest.mark.parametrize("target, message", [
+    (st.Box(400, 300, 20, 20), "outside"),
+    (st.Box(-50, -50, 20, 20), "outside"),
+    (st.Box(10, 10, 0, 20), "positive size"),
+    (st.Box(10, 10, -5, 20), "positive size"),
+    (st.Box(float("nan"), 10, 5, 5), "non-finite"),
+    (st.RotatedBox(100, 100, 10, float("inf"), 0.0), "non-finite"),
+    (st.RotatedBox(-500, 100, 10, 10, 0.3), "outside"),
+    (st.MaskTarget(np.zeros((240, 320), bool)), "empty"),
+    (st.MaskTarget(np.ones((100, 100), bool)), "frame is 320x240"),
+    ("10,10,5,5", "unsupported target"),
+])
+def test_bad_targets_raise_typed_errors(tracker, scene, target, message):
+    with pytest.raises(InvalidTargetError, match=message):
+        tracker.initialize(scene, target)
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.zeros((240, 320, 3), np.float32), "uint8"),
+    (np.zeros((240, 320), np.uint8), "HxWx3"),
+    (np.zeros((240, 320, 4), np.uint8), "HxWx3"),
+    (np.zeros((0, 320, 3), np.uint8), "too small"),
+    ([[1, 2, 3]], "numpy array"),
+])
+def test_bad_frames_raise_typed_errors(tracker, scene, frame, message):
+    with pytest.raises(InvalidFrameError, match=message):
+        tracker.initialize(frame, st.Box(120, 80, 60, 50))
+
+
+def test_bad_frame_mid_track_keeps_target(tracker, scene):
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    with pytest.raises(InvalidFrameError, match="size changed"):
+        tracker.track(np.zeros((120, 160, 3), np.uint8))
+    with pytest.raises(InvalidFrameError):
+        tracker.track(scene.astype(np.float64))
+    result = tracker.track(scene)  # the target survives the bad frames
+    assert result.state is not st.TrackState.LOST
+    assert result.box is not None
+    cx, cy = result.box.center
+    assert abs(cx - 150) < 10 and abs(cy - 105) < 10
+
+
+def test_result_fields_are_consistent(tracker, scene):
+    tracker.initialize(scene, st.MaskTarget(scene[..., 2] > 200))
+    result = tracker.track(scene)
+    assert result.mask.shape == scene.shape[:2] and result.mask.dtype == bool
+    assert 0.0 <= result.score <= 1.0
+    assert result.rotated_box is not None and math.isfinite(result.rotated_box.angle)
+    assert "total" in result.timings and result.timings["total"] > 0
+
+
+def test_registry_errors():
+    with pytest.raises(UnknownBackendError, match="available"):
+        st.create_tracker("no-such-backend")
+    with pytest.raises(ConfigError, match="unknown key"):
+        st.create_tracker("d3s2", {"not_a_field": 1})
+    with pytest.raises(ConfigError, match="expected a number"):
+        st.make_config("d3s2", {"search_scale": "big"})
+    with pytest.raises(ConfigError, match="device"):
+        st.create_tracker("d3s2", device="tpu")
+    assert {"csrt", "d3s2"} <= set(st.available_backends())
+
+
+def test_config_from_yaml(tmp_path):
+    path = tmp_path / "tracker.yaml"
+    path.write_text("device: cpu\nsearch_scale: 5.0\ngim_top_k: 5\n")
+    config = st.make_config("d3s2", path)
+    assert config.search_scale == 5.0 and config.gim_top_k == 5 and config.device == "cpu"
