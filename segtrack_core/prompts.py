@@ -1,0 +1,119 @@
+"""Click prompts -> initial target mask: foreground/background points seed a GrabCut segmentation."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import InvalidTargetError
+from .types import validate_frame
+
+# A single click says nothing about the object's size: assume it spans at least this fraction of the
+# image's shorter side around the points.
+MIN_EXTENT_FRACTION = 0.4
+# The GrabCut rectangle extends the points' bounding box by this fraction of its size on each side
+# (clicks are rarely on the object's extremities).
+RECT_PADDING = 0.1
+SEED_RADIUS_FRACTION = 0.01
+GRABCUT_ITERATIONS = 4
+WORK_SIDE = 320
+
+
+def _as_points(points: Sequence[Sequence[float]], what: str) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) if len(points) else np.zeros((0, 2))
+    if not np.all(np.isfinite(pts)):
+        raise InvalidTargetError(f"{what} points must be finite numbers")
+    return pts
+
+
+def points_rect(foreground: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Pixel rectangle (x0, y0, x1, y1), exclusive end, around the foreground points, clipped to the image."""
+    height, width = shape
+    lo, hi = foreground.min(axis=0), foreground.max(axis=0)
+    size = np.maximum((hi - lo) * (1.0 + 2.0 * RECT_PADDING), MIN_EXTENT_FRACTION * min(height, width))
+    center = (lo + hi) / 2.0
+    x0, y0 = np.floor(center - size / 2.0).astype(int)
+    x1, y1 = np.ceil(center + size / 2.0).astype(int) + 1
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def points_to_mask(frame: np.ndarray, foreground: Sequence[Sequence[float]],
+                   background: Sequence[Sequence[float]] = ()) -> np.ndarray:
+    """HxW bool mask of the object under the foreground points (pixel x, y), excluding background points.
+
+    GrabCut runs on a window around a padded rectangle about the foreground points, with small disks
+    around the clicks as certain foreground/background. Only the connected regions containing a
+    foreground click are kept. If GrabCut keeps nothing, the padded rectangle itself is the mask.
+    """
+    frame = validate_frame(frame)
+    height, width = frame.shape[:2]
+    fg = _as_points(foreground, "foreground")
+    bg = _as_points(background, "background")
+    if fg.shape[0] == 0:
+        raise InvalidTargetError("at least one foreground point is needed")
+    inside = (fg[:, 0] >= 0) & (fg[:, 0] <= width - 1) & (fg[:, 1] >= 0) & (fg[:, 1] <= height - 1)
+    if not np.all(inside):
+        raise InvalidTargetError(
+            f"foreground points {fg[~inside].round(1).tolist()} lie outside the {width}x{height} image")
+
+    x0, y0, x1, y1 = points_rect(fg, (height, width))
+    # GrabCut only sees a window twice the rectangle's size: enough background to model, bounded cost.
+    margin_x, margin_y = (x1 - x0) // 2, (y1 - y0) // 2
+    wx0, wy0 = max(x0 - margin_x, 0), max(y0 - margin_y, 0)
+    wx1, wy1 = min(x1 + margin_x, width), min(y1 + margin_y, height)
+
+    # Outside the rectangle is only probably background, so the object may extend past a guessed
+    # rectangle; the window's outer edge (where it is not the image's edge) is certain background.
+    seeds = np.full((wy1 - wy0, wx1 - wx0), cv2.GC_PR_BGD, dtype=np.uint8)
+    seeds[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = cv2.GC_PR_FGD
+    border = 2
+    if wy0 > 0:
+        seeds[:border] = cv2.GC_BGD
+    if wx0 > 0:
+        seeds[:, :border] = cv2.GC_BGD
+    if wy1 < height:
+        seeds[-border:] = cv2.GC_BGD
+    if wx1 < width:
+        seeds[:, -border:] = cv2.GC_BGD
+    radius = max(2, int(round(SEED_RADIUS_FRACTION * min(height, width))))
+    offset = np.array([wx0, wy0], dtype=np.float64)
+    for point in bg:
+        center = tuple(int(v) for v in np.round(point - offset))
+        cv2.circle(seeds, center, radius, int(cv2.GC_BGD), thickness=-1)
+    for point in fg:
+        center = tuple(int(v) for v in np.round(point - offset))
+        cv2.circle(seeds, center, radius, int(cv2.GC_FGD), thickness=-1)
+
+    window = frame[wy0:wy1, wx0:wx1]
+    # GrabCut's cost grows with the pixel count: segment a downscaled window, upscale the labels.
+    scale = min(1.0, WORK_SIDE / max(window.shape[:2]))
+    if scale < 1.0:
+        small_size = (max(1, round(window.shape[1] * scale)), max(1, round(window.shape[0] * scale)))
+        work = cv2.resize(window, small_size, interpolation=cv2.INTER_AREA)
+        work_seeds = cv2.resize(seeds, small_size, interpolation=cv2.INTER_NEAREST)
+    else:
+        work, work_seeds = np.ascontiguousarray(window), seeds
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    cv2.grabCut(work, work_seeds, None, bgd_model, fgd_model, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    work_mask = ((work_seeds == cv2.GC_FGD) | (work_seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    window_mask = cv2.resize(work_mask, (seeds.shape[1], seeds.shape[0]), interpolation=cv2.INTER_NEAREST)
+    window_mask[seeds == cv2.GC_FGD] = 1
+    window_mask[seeds == cv2.GC_BGD] = 0
+
+    _, labels = cv2.connectedComponents(window_mask, connectivity=8)
+    fg_window = np.round(fg - offset).astype(int)
+    fg_window[:, 0] = np.clip(fg_window[:, 0], 0, window_mask.shape[1] - 1)
+    fg_window[:, 1] = np.clip(fg_window[:, 1], 0, window_mask.shape[0] - 1)
+    clicked = np.unique(labels[fg_window[:, 1], fg_window[:, 0]])
+    clicked = clicked[clicked != 0]
+
+    mask = np.zeros((height, width), dtype=bool)
+    if clicked.size:
+        mask[wy0:wy1, wx0:wx1] = np.isin(labels, clicked)
+    else:
+        mask[y0:y1, x0:x1] = True
+    return mask
+

@@ -1,0 +1,345 @@
+"""Drive a segtrack node from Python: start it as a process, feed it images, call its services, collect
+what it publishes. Used by the demo, the benchmark and the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import SetBool, Trigger
+from vision_msgs.msg import Detection2DArray
+
+from segtrack.msg import TrackedTarget
+from segtrack.srv import SetTarget
+
+from .env import REPO_ROOT, ros_environment
+from .image_conversion import to_byte_array
+
+DEFAULT_PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
+
+
+def isolated_ros_env(domain_id: int, home: Optional[str] = None) -> dict[str, str]:
+    """Environment for a node process: this venv's ROS, the shipped DDS profile, a private domain on
+    localhost only, and ROS_HOME/ROS_LOG_DIR under ``home`` (a new temp dir if None)."""
+    home = home or tempfile.mkdtemp(prefix="segtrack_ros_")
+    env = {**os.environ, **ros_environment()}
+    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_HOME=home,
+               ROS_LOG_DIR=str(Path(home) / "log"), PYTHONUNBUFFERED="1")
+    return env
+
+
+def configure_this_process(domain_id: int, home: Optional[str] = None) -> None:
+    """Same settings for this process's own rclpy; call before rclpy.init (LD_LIBRARY_PATH is not needed
+    by an already running interpreter, the rest is read when DDS starts)."""
+    env = isolated_ros_env(domain_id, home)
+    for key in ("RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_DOMAIN_ID",
+                "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_HOME", "ROS_LOG_DIR", "AMENT_PREFIX_PATH"):
+        os.environ[key] = env[key]
+
+
+class NodeProcess:
+    """The segtrack node in its own process (``python -m segtrack_ros.node``), always stopped on exit."""
+
+    def __init__(self, domain_id: int, parameters: Optional[dict[str, Any]] = None,
+                 params_file: Optional[Path] = DEFAULT_PARAMS_FILE, namespace: str = "",
+                 remappings: Optional[dict[str, str]] = None, log_path: Optional[Path] = None) -> None:
+        self.home = tempfile.mkdtemp(prefix="segtrack_node_")
+        self.log_path = Path(log_path) if log_path else Path(self.home) / "node.log"
+        args = [sys.executable, "-m", "segtrack_ros.node", "--ros-args"]
+        if params_file:
+            args += ["--params-file", str(params_file)]
+        for name, value in (parameters or {}).items():
+            args += ["-p", f"{name}:={_param_text(value)}"]
+        if namespace:
+            args += ["-r", f"__ns:={namespace}"]
+        for source, target in (remappings or {}).items():
+            args += ["-r", f"{source}:={target}"]
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(args, env=isolated_ros_env(domain_id, self.home), stdout=self._log,
+                                        stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 5.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> "NodeProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else "''"
+    return str(value)
+
+
+@dataclass
+class Received:
+    """Messages a client got from the node, each with its receipt time (ns, system clock)."""
+
+    targets: list = field(default_factory=list)
+    masks: list = field(default_factory=list)
+    detections: list = field(default_factory=list)
+    debug_images: list = field(default_factory=list)
+    diagnostics: list = field(default_factory=list)
+
+
+def stamp_ns(stamp: Time) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class TrackerClient:
+    """A client node (own rclpy context) that publishes images to the tracker and records its outputs."""
+
+    def __init__(self, domain_id: int, node_name: str = "segtrack", namespace: str = "",
+                 image_topic: str = "image", image_qos: Optional[QoSProfile] = None,
+                 debug_image: bool = False, keep_masks: bool = True) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node("segtrack_client", context=self.context)
+        prefix = f"{namespace.rstrip('/')}/{node_name}" if namespace else f"/{node_name}"
+        self.prefix = prefix if prefix.startswith("/") else "/" + prefix
+        self.received = Received()
+        self._lock = threading.Condition()
+        self._keep_masks = keep_masks
+        image_qos = image_qos or QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                                            reliability=ReliabilityPolicy.BEST_EFFORT)
+        topic = image_topic if image_topic.startswith("/") else f"{namespace.rstrip('/')}/{image_topic}"
+        self.image_topic = topic if topic.startswith("/") else "/" + topic
+        self.image_pub = self.node.create_publisher(Image, self.image_topic, image_qos)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, self.image_topic + "/compressed",
+                                                         image_qos)
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(TrackedTarget, f"{self.prefix}/target", self._keep("targets"), out_qos)
+        self.node.create_subscription(Image, f"{self.prefix}/mask", self._keep("masks"), out_qos)
+        self.node.create_subscription(Detection2DArray, f"{self.prefix}/detections", self._keep("detections"),
+                                      out_qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep("diagnostics"), 10)
+        if debug_image:
+            self.node.create_subscription(Image, f"{self.prefix}/debug_image", self._keep("debug_images"),
+                                          out_qos)
+        self.set_target_client = self.node.create_client(SetTarget, f"{self.prefix}/set_target")
+        self.reset_client = self.node.create_client(Trigger, f"{self.prefix}/reset")
+        self.enable_client = self.node.create_client(SetBool, f"{self.prefix}/enable")
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spinner = threading.Thread(target=self._spin, daemon=True)
+        self._spinner.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - context shut down while spinning
+            pass
+
+    def _keep(self, kind: str) -> Callable[[Any], None]:
+        def callback(msg: Any) -> None:
+            now = time.time_ns()
+            if kind == "masks" and not self._keep_masks:
+                msg = SimpleNamespace(header=msg.header, height=msg.height, width=msg.width)
+            with self._lock:
+                getattr(self.received, kind).append((now, msg))
+                self._lock.notify_all()
+        return callback
+
+    # ---- waiting ---------------------------------------------------------------------------------------
+
+    def wait_for(self, predicate: Callable[[Received], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not predicate(self.received):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.1))
+            return True
+
+    def wait_for_services(self, timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        for client in (self.set_target_client, self.reset_client, self.enable_client):
+            if not client.wait_for_service(timeout_sec=max(deadline - time.monotonic(), 0.0)):
+                return False
+        return True
+
+    def wait_for_subscriber(self, timeout: float = 20.0, compressed: bool = False) -> bool:
+        pub = self.compressed_pub if compressed else self.image_pub
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pub.get_subscription_count() > 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def clear(self) -> None:
+        with self._lock:
+            self.received = Received()
+
+    def outputs_for(self, stamp: int) -> Optional[tuple[Any, Any, Any]]:
+        """(target, mask, detections) the node published for the image stamped ``stamp``, if all arrived."""
+        found = []
+        with self._lock:
+            for kind in ("targets", "masks", "detections"):
+                msgs = [m for _, m in getattr(self.received, kind) if stamp_ns(m.header.stamp) == stamp]
+                if not msgs:
+                    return None
+                found.append(msgs[-1])
+        return tuple(found)
+
+    def track_frame(self, frame: np.ndarray, timeout: float = 10.0) -> Optional[tuple[Any, Any, Any]]:
+        """Publish ``frame`` and wait for the node's outputs for it (None if none came within timeout)."""
+        stamp = self.publish_frame(frame)
+        if not self.wait_for(lambda _: self.outputs_for(stamp) is not None, timeout):
+            return None
+        return self.outputs_for(stamp)
+
+    def start_tracking(self, frame: np.ndarray, box: Sequence[float], timeout: float = 20.0) -> Any:
+        """Publish ``frame`` until the node has it, then set ``box`` (x, y, w, h) on it; returns the response.
+
+        Best-effort delivery right after discovery may lose the first images, hence the retries."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stamp = self.publish_frame(frame)
+            time.sleep(0.2)
+            response = self.set_box(*box, stamp=stamp)
+            if response.success or time.monotonic() > deadline or "no buffered frame" not in response.message:
+                return response
+
+    # ---- inputs ----------------------------------------------------------------------------------------
+
+    def image_message(self, frame: np.ndarray, stamp: Optional[int] = None, encoding: str = "bgr8") -> Image:
+        height, width = frame.shape[:2]
+        channels = 1 if frame.ndim == 2 else frame.shape[2]
+        msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
+                    step=width * channels * frame.itemsize)
+        msg.header.stamp = ns_to_stamp(time.time_ns() if stamp is None else stamp)
+        msg.header.frame_id = "camera"
+        msg.data = to_byte_array(frame)
+        return msg
+
+    def publish(self, msg: Image) -> int:
+        """Publish ``msg`` (stamped now unless already stamped); returns its stamp in ns."""
+        if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
+            msg.header.stamp = ns_to_stamp(time.time_ns())
+        self.image_pub.publish(msg)
+        return stamp_ns(msg.header.stamp)
+
+    def publish_frame(self, frame: np.ndarray, stamp: Optional[int] = None) -> int:
+        """Publish a BGR frame stamped ``stamp`` (ns; now if None); returns the stamp."""
+        return self.publish(self.image_message(frame, stamp))
+
+    def publish_compressed(self, jpeg: bytes, stamp: Optional[int] = None) -> int:
+        msg = CompressedImage(format="jpeg")
+        msg.header.stamp = ns_to_stamp(time.time_ns() if stamp is None else stamp)
+        msg.data = to_byte_array(np.frombuffer(jpeg, np.uint8))
+        self.compressed_pub.publish(msg)
+        return stamp_ns(msg.header.stamp)
+
+    # ---- services --------------------------------------------------------------------------------------
+
+    def call(self, client: Any, request: Any, timeout: float = 30.0) -> Any:
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            client.remove_pending_request(future)
+            raise TimeoutError(f"no answer from {client.srv_name} within {timeout} s")
+        return future.result()
+
+    def set_box(self, x: float, y: float, w: float, h: float, stamp: Optional[int] = None) -> Any:
+        request = SetTarget.Request(type=SetTarget.Request.TYPE_BOX)
+        request.box.center.position.x, request.box.center.position.y = x + w / 2.0, y + h / 2.0
+        request.box.size_x, request.box.size_y = float(w), float(h)
+        return self.call(self.set_target_client, _with_stamp(request, stamp))
+
+    def set_rotated_box(self, cx: float, cy: float, w: float, h: float, theta: float,
+                        stamp: Optional[int] = None) -> Any:
+        request = SetTarget.Request(type=SetTarget.Request.TYPE_ROTATED_BOX)
+        request.box.center.position.x, request.box.center.position.y = float(cx), float(cy)
+        request.box.center.theta = float(theta)
+        request.box.size_x, request.box.size_y = float(w), float(h)
+        return self.call(self.set_target_client, _with_stamp(request, stamp))
+
+    def set_mask(self, mask: np.ndarray, stamp: Optional[int] = None) -> Any:
+        request = SetTarget.Request(type=SetTarget.Request.TYPE_MASK)
+        request.mask = self.image_message((np.asarray(mask) != 0).astype(np.uint8) * 255, 0, "mono8")
+        return self.call(self.set_target_client, _with_stamp(request, stamp))
+
+    def set_points(self, foreground: Sequence[Sequence[float]], background: Sequence[Sequence[float]] = (),
+                   stamp: Optional[int] = None) -> Any:
+        request = SetTarget.Request(type=SetTarget.Request.TYPE_POINTS)
+        request.foreground_points = [Point(x=float(x), y=float(y)) for x, y in foreground]
+        request.background_points = [Point(x=float(x), y=float(y)) for x, y in background]
+        return self.call(self.set_target_client, _with_stamp(request, stamp))
+
+    def reset(self) -> Any:
+        return self.call(self.reset_client, Trigger.Request())
+
+    def enable(self, enabled: bool) -> Any:
+        return self.call(self.enable_client, SetBool.Request(data=enabled))
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._spinner.join(timeout=2.0)
+
+    def __enter__(self) -> "TrackerClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _with_stamp(request: SetTarget.Request, stamp: Optional[int]) -> SetTarget.Request:
+    if stamp is not None:
+        request.use_stamp = True
+        request.stamp = ns_to_stamp(stamp)
+    return request
+
+
+def mask_from_message(msg: Image) -> np.ndarray:
+    """HxW bool mask from a ~/mask message (mono8, 255 = target)."""
+    data = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width]
+    return data != 0

@@ -1,0 +1,466 @@
+"""ROS 2 lifecycle node `segtrack`: camera images in, target mask / boxes / state out.
+
+Latency first: the image callback only parks the newest frame in a one-slot mailbox (a frame replaced
+before the worker took it is dropped and counted), and a dedicated worker thread runs the tracker. Service
+requests that touch the tracker are queued to that same worker, so they never race it; the handlers await
+the worker as coroutines, so the one executor thread keeps taking images and answering other requests
+meanwhile. All tracking logic lives in segtrack_core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future as RclpyFuture
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from std_srvs.srv import SetBool, Trigger
+from vision_msgs.msg import Detection2DArray
+
+from segtrack.msg import TrackedTarget
+from segtrack.srv import SetTarget
+from segtrack_core import SegtrackError, TrackResult, TrackState, create_tracker
+from segtrack_core.errors import ConfigError, InvalidFrameError
+from segtrack_core.visualize import draw_overlay
+
+from . import messages
+from .cdr import parse_image
+from .frame_buffer import FrameRing, Mailbox
+from .image_conversion import compressed_to_bgr, image_msg_to_bgr
+from .parameters import NODE_NAME, PARAMETERS, backend_overrides
+
+WORKER_JOIN_TIMEOUT_S = 10.0
+LOG_THROTTLE_S = 5.0
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+class InputFrame(NamedTuple):
+    """A received image, not yet converted: a RawImage (zero-copy view of a serialized Image) or a
+    sensor_msgs/CompressedImage."""
+
+    image: Any
+    compressed: bool
+    stamp_ns: int
+    received_ns: int  # system time when the callback got it
+
+    def to_bgr(self) -> np.ndarray:
+        return compressed_to_bgr(self.image.data) if self.compressed else image_msg_to_bgr(self.image)
+
+    def header(self) -> Header:
+        if self.compressed:
+            return self.image.header
+        raw = self.image
+        return Header(stamp=Time(sec=raw.stamp_sec, nanosec=raw.stamp_nanosec), frame_id=raw.frame_id)
+
+
+class TargetRequestError(SegtrackError):
+    """A set_target request cannot be served (no frame yet, unknown stamp, node inactive)."""
+
+
+@dataclasses.dataclass
+class Stats:
+    """Counters for /diagnostics; written by the worker, read by the diagnostics timer."""
+
+    processed: int = 0
+    bad_frames: int = 0
+    state: str = "no target"
+    # Recent per-frame times (ms): stamp -> publish, tracker, stamp -> image callback (transport),
+    # callback -> worker start (mailbox wait), worker time outside the tracker (node processing).
+    samples: dict = dataclasses.field(default_factory=lambda: {
+        name: deque(maxlen=256) for name in ("latency", "tracker", "transport", "wait", "processing")})
+
+
+def qos_profile(reliability: str, depth: int) -> QoSProfile:
+    policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+    if reliability not in policies:
+        raise ConfigError(f"qos.reliability must be best_effort or reliable, got {reliability!r}")
+    if depth < 1:
+        raise ConfigError(f"qos.depth must be at least 1, got {depth}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+class SegtrackNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        # A service coroutine awaiting the worker keeps its callback group busy: each kind of callback
+        # gets its own group so images, the wake-up below and other requests still get through.
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = ReentrantCallbackGroup()
+        # Wakes the executor when the worker finished a service request (see _run_on_worker).
+        self._wake = self.create_guard_condition(lambda: None, callback_group=ReentrantCallbackGroup())
+        self._params: dict[str, Any] = {}
+        self._tracker = None
+        self._device = ""
+        self._target_pub = self._mask_pub = self._detections_pub = self._debug_pub = None
+        self._diagnostics_pub = None
+        self._mailbox: Optional[Mailbox[InputFrame]] = None
+        self._ring: Optional[FrameRing[InputFrame]] = None
+        self._worker: Optional[threading.Thread] = None
+        self._subscriptions_active: list = []
+        self._tracker_services: list = []
+        self._diagnostics_timer = None
+        self._image_topic = ""
+        self._target_id = 0
+        self._init_stamp_ns: Optional[int] = None
+        self._enabled = True
+        self._stats = Stats()
+        self._stats_lock = threading.Lock()
+        self._last_diagnostics = (time.monotonic(), 0)
+        self._mask_writer = messages.MaskImageWriter()
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        params = {name: self.get_parameter(name).value for name in PARAMETERS}
+        try:
+            self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
+            self._ring = FrameRing(params["frame_buffer_size"])
+            backend = params["backend"]
+            overrides = backend_overrides(backend, params, self.get_logger().warning)
+            source = params["tracker_config"] or None
+            self._tracker = create_tracker(backend, source, **overrides)
+        except (SegtrackError, ValueError) as exc:
+            reason = exc.args[0] if exc.args else exc  # KeyError-based errors would print quoted
+            self.get_logger().error(f"configure failed: {reason}; fix the parameters, then configure again "
+                                    "(ros2 lifecycle set <node> configure)")
+            return TransitionCallbackReturn.FAILURE
+        self._params = params
+        self._device = str(getattr(self._tracker, "device", "cpu"))
+        self._enabled = True
+        self._target_id = 0
+        self._init_stamp_ns = None
+        self._stats = Stats()
+
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.depth"],
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._target_pub = self.create_lifecycle_publisher(TrackedTarget, "~/target", out_qos)
+        self._mask_pub = self.create_lifecycle_publisher(Image, "~/mask", out_qos)
+        self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "~/detections", out_qos)
+        self._debug_pub = (self.create_lifecycle_publisher(Image, "~/debug_image", out_qos)
+                           if params["publish_debug_image"] else None)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._tracker_services = [
+            self.create_service(SetTarget, "~/set_target", self._on_set_target, callback_group=self._service_group),
+            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group),
+            self.create_service(SetBool, "~/enable", self._on_enable, callback_group=self._service_group),
+        ]
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self.get_logger().info(f"configured: backend {params['backend']} on {self._device}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._mailbox = Mailbox()
+        self._worker = threading.Thread(target=self._work, args=(self._mailbox,), name="segtrack-worker",
+                                        daemon=True)
+        self._worker.start()
+        if self._params["use_compressed"]:
+            self._image_topic = self.resolve_topic_name("image") + "/compressed"
+            sub = self.create_subscription(CompressedImage, self._image_topic, self._on_compressed,
+                                           self._image_qos, callback_group=self._image_group)
+        else:
+            self._image_topic = self.resolve_topic_name("image")
+            # Raw: the pixels stay in the received buffer (see segtrack_ros.cdr).
+            sub = self.create_subscription(Image, "image", self._on_image, self._image_qos,
+                                           callback_group=self._image_group, raw=True)
+        self._subscriptions_active = [sub]
+        self.get_logger().info(f"active: tracking images from {self._image_topic}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self) -> None:
+        for sub in self._subscriptions_active:
+            self.destroy_subscription(sub)
+        self._subscriptions_active = []
+        if self._mailbox is not None:
+            self._mailbox.close()
+        if self._worker is not None:
+            self._worker.join(WORKER_JOIN_TIMEOUT_S)
+        self._mailbox, self._worker = None, None
+
+    def _release(self) -> None:
+        for service in self._tracker_services:
+            self.destroy_service(service)
+        self._tracker_services = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        for pub in (self._target_pub, self._mask_pub, self._detections_pub, self._debug_pub):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self._target_pub = self._mask_pub = self._detections_pub = self._debug_pub = None
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+            self._diagnostics_pub = None
+        self._tracker = None
+
+    def shutdown(self) -> None:
+        """Stop the worker (whatever the lifecycle state) before the node is destroyed."""
+        self._stop_worker()
+
+    # ---- executor side: callbacks ----------------------------------------------------------------------
+
+    def _on_image(self, serialized: bytes) -> None:
+        received_ns = time.time_ns()
+        try:
+            image = parse_image(serialized)
+        except SegtrackError as exc:
+            with self._stats_lock:
+                self._stats.bad_frames += 1
+            self.get_logger().warning(f"dropping an unreadable image: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        self._enqueue(InputFrame(image, False, image.stamp_ns, received_ns))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._enqueue(InputFrame(msg, True, messages.stamp_to_ns(msg.header.stamp), time.time_ns()))
+
+    def _enqueue(self, frame: InputFrame) -> None:
+        mailbox, ring = self._mailbox, self._ring
+        if mailbox is None or ring is None:
+            return
+        ring.append(frame.stamp_ns, frame)
+        mailbox.put_frame(frame)
+
+    async def _run_on_worker(self, command: Callable[[], Any]) -> tuple[bool, str, Any]:
+        """Run ``command`` on the worker: (success, message, its return value).
+
+        A coroutine: the executor thread keeps serving images and other services while it waits."""
+        mailbox = self._mailbox
+        if mailbox is None:
+            return False, "node is not active; activate it (lifecycle) first", None
+        job = mailbox.submit(command)
+        finished: RclpyFuture = RclpyFuture()
+
+        def wake_executor(_: Any) -> None:  # runs on the worker thread
+            finished.set_result(None)
+            self._wake.trigger()
+
+        job.add_done_callback(wake_executor)
+        await finished
+        try:
+            return True, "", job.result()
+        except SegtrackError as exc:
+            self.get_logger().warning(f"request refused: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return False, str(exc), None
+        except Exception as exc:  # noqa: BLE001 - report to the caller, keep the node alive
+            self.get_logger().error(f"service request failed:\n{traceback.format_exc()}")
+            return False, f"internal error: {type(exc).__name__}: {exc}", None
+
+    async def _on_set_target(self, request: SetTarget.Request, response: SetTarget.Response) -> SetTarget.Response:
+        response.success, response.message, target_id = await self._run_on_worker(lambda: self._set_target(request))
+        if response.success:
+            response.target_id = target_id
+            response.message = f"tracking target {target_id}"
+        return response
+
+    async def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message, _ = await self._run_on_worker(self._reset)
+        if response.success:
+            response.message = "tracker reset; set a new target to track"
+        return response
+
+    async def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        response.success, response.message, _ = await self._run_on_worker(lambda: self._set_enabled(request.data))
+        if response.success:
+            response.message = "tracking enabled" if request.data else "tracking disabled: no outputs until enabled"
+        return response
+
+    # ---- worker thread ---------------------------------------------------------------------------------
+
+    def _work(self, mailbox: Mailbox) -> None:
+        while not mailbox.closed:
+            command, frame = mailbox.take(timeout=0.5)
+            if command is not None:
+                function, future = command
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(function())
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting service call
+                        future.set_exception(exc)
+            elif frame is not None:
+                try:
+                    self._process(frame)
+                except Exception:  # noqa: BLE001 - one bad frame must not stop tracking
+                    self.get_logger().error(f"unexpected error processing a frame:\n{traceback.format_exc()}",
+                                            throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _set_target(self, request: SetTarget.Request) -> int:
+        ring = self._ring
+        if request.use_stamp:
+            stamp_ns = messages.stamp_to_ns(request.stamp)
+            frame = ring.find(stamp_ns)
+            if frame is None:
+                span = ring.stamp_range()
+                held = f"buffered stamps span {span[0]}..{span[1]} ns" if span else "no frame buffered yet"
+                raise TargetRequestError(f"no buffered frame has stamp {stamp_ns} ns ({held})")
+        else:
+            newest = ring.newest()
+            if newest is None:
+                raise TargetRequestError(f"no image received yet on {self._image_topic}; "
+                                         "set_target needs a frame to initialise on")
+            stamp_ns, frame = newest
+        image = frame.to_bgr()
+        target = messages.target_from_request(request, image)
+        self._tracker.initialize(image, target)
+        self._target_id += 1
+        self._init_stamp_ns = stamp_ns
+        with self._stats_lock:
+            self._stats.state = "initialized"
+        return self._target_id
+
+    def _reset(self) -> None:
+        self._tracker.reset()
+        self._init_stamp_ns = None
+        with self._stats_lock:
+            self._stats.state = "no target"
+
+    def _set_enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
+
+    def _process(self, frame: InputFrame) -> None:
+        tracker = self._tracker
+        if not self._enabled or tracker is None or not tracker.initialized:
+            return
+        started_ns = time.time_ns()
+        stamp_ns = frame.stamp_ns
+        if self._init_stamp_ns is not None and stamp_ns < self._init_stamp_ns:
+            return  # older than the frame the target was set on
+        try:
+            image = frame.to_bgr()
+        except SegtrackError as exc:
+            with self._stats_lock:
+                self._stats.bad_frames += 1
+            self.get_logger().warning(f"dropping a bad image: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        start = time.perf_counter()
+        try:
+            result = tracker.track(image)
+        except InvalidFrameError as exc:
+            # E.g. the camera changed resolution: report the target lost until a new target is set.
+            self.get_logger().warning(f"target lost: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            result = TrackResult(np.zeros(image.shape[:2], bool), 0.0, None, None, TrackState.LOST)
+        tracker_ms = (time.perf_counter() - start) * 1e3
+
+        header = frame.header()
+        target = messages.tracked_target(header, self._target_id, result, tracker_ms)
+        mask = self._mask_writer.message(header, result.mask)
+        detections = messages.detections(header, self._target_id, result)
+        target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+        self._target_pub.publish(target)
+        self._mask_pub.publish(mask)
+        self._detections_pub.publish(detections)
+        debug_pub = self._debug_pub
+        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
+            overlay = draw_overlay(image, result, label=f"target {self._target_id}")
+            debug_pub.publish(messages.bgr8_image(header, overlay))
+
+        finished_ns = time.time_ns()
+        with self._stats_lock:
+            stats = self._stats
+            stats.processed += 1
+            stats.state = result.state.value
+            for name, value in (("latency", latency_ms), ("tracker", tracker_ms),
+                                ("transport", (frame.received_ns - stamp_ns) * 1e-6),
+                                ("wait", (started_ns - frame.received_ns) * 1e-6),
+                                ("processing", (finished_ns - started_ns) * 1e-6 - tracker_ms)):
+                stats.samples[name].append(value)
+
+    # ---- diagnostics -----------------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        mailbox = self._mailbox
+        now = time.monotonic()
+        with self._stats_lock:
+            stats = self._stats
+            processed, bad, state = stats.processed, stats.bad_frames, stats.state
+            medians = {name: statistics.median(values) if values else None
+                       for name, values in stats.samples.items()}
+        last_time, last_processed = self._last_diagnostics
+        self._last_diagnostics = (now, processed)
+        fps = (processed - last_processed) / max(now - last_time, 1e-6)
+        if mailbox is None:
+            state = "inactive"
+        elif not self._enabled:
+            state = "disabled"
+        status = DiagnosticStatus(name=f"segtrack: {self.get_fully_qualified_name()}", hardware_id=self._device)
+        if mailbox is None or state == TrackState.LOST.value:
+            status.level, status.message = DiagnosticStatus.WARN, state
+        else:
+            status.level, status.message = DiagnosticStatus.OK, state
+        values = {
+            "backend": self._params["backend"],
+            "device": self._device,
+            "state": state,
+            "target_id": self._target_id,
+            "fps": f"{fps:.1f}",
+            **{f"{name}_ms_median": "" if value is None else f"{value:.2f}" for name, value in medians.items()},
+            "frames_received": mailbox.received if mailbox else 0,
+            "frames_processed": processed,
+            "frames_dropped": mailbox.dropped if mailbox else 0,
+            "bad_frames": bad,
+            "image_topic": self._image_topic,
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    rclpy.init(args=args)
+    node = SegtrackNode()
+    if node.get_parameter("autostart").value:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+    # One thread: rclpy's MultiThreadedExecutor delays image callbacks by up to a second now and then
+    # (measured with segtrack_ros.bench); tracking runs on the worker thread and service calls are
+    # coroutines, so a single executor thread is never blocked.
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The segtrack node's parameters (no ROS import: the launch/config tests read them without ROS)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from segtrack_core.registry import get_backend
+
+NODE_NAME = "segtrack"
+
+# name -> (default, description). config/tracker.yaml holds exactly these keys (a test checks both ways).
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "backend": ("d3s2", "tracker backend name (segtrack_core.available_backends())"),
+    "tracker_config": ("", "path to a backend config YAML; empty = the backend's defaults"),
+    "device": ("auto", "torch device: auto, cpu, cuda or cuda:N (backends without a device ignore it)"),
+    "half": (False, "fp16 inference (CUDA only; backends without it ignore it)"),
+    "weights": ("", "model weights path passed to the backend if its config has a 'weights' field"),
+    "tracking_threshold": (-1.0, "score above which the target is TRACKING; negative = backend default"),
+    "lost_threshold": (-1.0, "score below which the target is LOST; negative = backend default"),
+    "use_compressed": (False, "subscribe to <image>/compressed (sensor_msgs/CompressedImage) instead of image"),
+    "publish_debug_image": (True, "publish ~/debug_image (drawn only while someone subscribes)"),
+    "frame_buffer_size": (30, "recent frames kept so set_target can initialise on a given stamp"),
+    "autostart": (True, "configure and activate at startup instead of waiting for lifecycle transitions"),
+    "qos.reliability": ("best_effort", "image subscription reliability: best_effort (SensorDataQoS) or reliable"),
+    "qos.depth": (5, "image subscription queue depth (keep last)"),
+}
+# Node parameters forwarded to the backend config when it has a field of that name.
+BACKEND_KEYS = ("device", "half", "weights", "tracking_threshold", "lost_threshold")
+
+
+def backend_overrides(backend: str, values: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
+    """Config overrides for ``backend`` from the node parameters a user set (non-default values).
+
+    A parameter the backend's config has no field for is ignored with a warning; unset ones never
+    override a value from ``tracker_config``.
+    """
+    fields = {f.name for f in dataclasses.fields(get_backend(backend).config_cls)}
+    overrides = {}
+    for key in BACKEND_KEYS:
+        value = values[key]
+        is_set = value >= 0 if key.endswith("_threshold") else value != PARAMETERS[key][0]
+        if not is_set:
+            continue
+        if key in fields:
+            overrides[key] = value
+        else:
+            warn(f"parameter {key}={value!r} ignored: backend {backend!r} has no such setting")
+    return overrides

@@ -1,0 +1,75 @@
+"""Click prompts -> target mask, on real DAVIS frames with ground-truth masks."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segtrack_core.errors import InvalidFrameError, InvalidTargetError
+from segtrack_core.prompts import points_to_mask
+
+DAVIS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "davis2016"
+
+
+def load(sequence: str):
+    frame_path = DAVIS / sequence / "frames" / "00000.jpg"
+    if not frame_path.exists():
+        pytest.skip(f"dataset not found at {frame_path}")
+    frame = cv2.imread(str(frame_path))
+    truth = cv2.imread(str(DAVIS / sequence / "masks" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    return frame, truth
+
+
+def interior_points(truth: np.ndarray, count: int, seed: int = 0) -> list[list[float]]:
+    """Clicks well inside the object, as a user would place them."""
+    inner = cv2.erode(truth.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    ys, xs = np.nonzero(inner)
+    if count == 1:
+        cx, cy = xs.mean(), ys.mean()
+        i = np.argmin((xs - cx) ** 2 + (ys - cy) ** 2)
+        return [[float(xs[i]), float(ys[i])]]
+    idx = np.random.default_rng(seed).choice(xs.size, count, replace=False)
+    return np.stack([xs[idx], ys[idx]], axis=1).astype(float).tolist()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+@pytest.mark.parametrize("sequence", ["car-shadow", "blackswan"])
+@pytest.mark.parametrize("count", [1, 3])
+def test_clicks_on_the_object_segment_it(sequence, count):
+    frame, truth = load(sequence)
+    points = interior_points(truth, count)
+    mask = points_to_mask(frame, points)
+    assert mask.shape == truth.shape and mask.dtype == bool
+    assert iou(mask, truth) > 0.55
+    for x, y in points:
+        assert mask[int(y), int(x)]
+
+
+def test_background_clicks_are_excluded():
+    frame, truth = load("car-shadow")
+    fg = interior_points(truth, 3)
+    background = np.argwhere(~cv2.dilate(truth.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool))
+    # A few background clicks near the object: they must not end up in the mask.
+    ys, xs = background[:, 0], background[:, 1]
+    near = np.argsort(np.hypot(xs - 480, ys - 190))[:200:50]
+    bg = [[float(xs[i]), float(ys[i])] for i in near]
+    mask = points_to_mask(frame, fg, bg)
+    for x, y in bg:
+        assert not mask[int(y), int(x)]
+    assert iou(mask, truth) > 0.5
+
+
+def test_errors_are_typed():
+    frame, _ = load("car-shadow")
+    with pytest.raises(InvalidTargetError, match="at least one foreground point"):
+        points_to_mask(frame, [])
+    with pytest.raises(InvalidTargetError, match="outside"):
+        points_to_mask(frame, [[900.0, 10.0]])
+    with pytest.raises(InvalidTargetError, match="finite"):
+        points_to_mask(frame, [[float("nan"), 10.0]])
+    with pytest.raises(InvalidFrameError):
+        points_to_mask(frame[:, :, 0], [[10.0, 10.0]])

@@ -1,0 +1,77 @@
+"""Newest frame wins: a camera faster than the tracker makes the node drop frames, not queue them.
+
+Uses the default backend (d3s2, ~10 fps on a CPU) fed by a 30 fps camera of real DAVIS frames.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
+                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+
+DOMAIN_ID = 1 + (os.getpid() + 37) % 100
+CAMERA_FPS = 30.0
+
+
+def _diag(array_msg, key):
+    for status in array_msg.status:
+        for value in status.values:
+            if value.key == key:
+                return value.value
+    return None
+
+
+def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_frames):
+    from segtrack_core import available_backends
+    from segtrack_core.geometry import mask_to_box
+    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, stamp_ns
+
+    backend = "d3s2" if "d3s2" in available_backends() else "csrt"
+    frames, masks = load_davis_frames("car-shadow", 40)
+    configure_this_process(DOMAIN_ID)
+    with NodeProcess(DOMAIN_ID, {"backend": backend, "device": "cpu"}) as node, \
+            TrackerClient(DOMAIN_ID, keep_masks=False) as client:
+        assert client.wait_for_services(60), f"no services; node log:\n{node.log()}"
+        assert client.wait_for_subscriber(10)
+        response = client.start_tracking(frames[0], mask_to_box(masks[0]).as_tuple(), timeout=60)
+        assert response.success, response.message
+        client.clear()
+
+        published = []
+        start = time.monotonic()
+        for i, frame in enumerate(frames[1:] + frames[1:]):
+            # Frame i goes out at its camera time, however long the publishing took.
+            time.sleep(max(0.0, start + i / CAMERA_FPS - time.monotonic()))
+            published.append(client.publish_frame(frame))
+        assert client.wait_for(lambda r: r.targets and stamp_ns(r.targets[-1][1].header.stamp) == published[-1],
+                               15), "the newest frame was never processed"
+
+        targets = [msg for _, msg in client.received.targets]
+        stamps = [stamp_ns(t.header.stamp) for t in targets]
+        assert set(stamps) <= set(published)
+        assert stamps == sorted(stamps), "outputs out of order"
+        assert len(targets) < 0.8 * len(published), "the tracker kept up: this run does not test dropping"
+        # No backlog: a frame waits at most for the frame being tracked, then is tracked itself.
+        worst_tracker = max(t.tracker_ms for t in targets)
+        latencies = [t.latency_ms for t in targets]
+        assert max(latencies) < 2 * worst_tracker + 150, (latencies, worst_tracker)
+        half = len(latencies) // 2
+        assert statistics.median(latencies[half:]) < 1.5 * statistics.median(latencies[:half]) + 50
+
+        # The node counted what it dropped (diagnostics come once a second).
+        def settled(received):
+            return any(int(_diag(m, "frames_processed") or 0) >= len(targets) for _, m in received.diagnostics)
+
+        assert client.wait_for(settled, 5), client.received.diagnostics[-1:]
+        last = client.received.diagnostics[-1][1]
+        received, dropped = int(_diag(last, "frames_received")), int(_diag(last, "frames_dropped"))
+        assert dropped > 0
+        # Everything the camera sent either got tracked or was dropped in favour of a newer frame.
+        assert received - dropped >= len(targets)
+        assert node.alive()

@@ -1,0 +1,167 @@
+"""launch/tracker.launch.py and config/tracker.yaml agree with the node and with setup.py.
+
+launch/launch_ros are on no package registry, so the launch file is checked statically (parsed with ast);
+it is also run for real where launch_ros is installed (a ROS 2 workspace with segtrack built).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segtrack_ros.parameters import NODE_NAME, PARAMETERS
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
+CONFIG_FILE = REPO / "config" / "tracker.yaml"
+# Launch arguments that are not node parameters, and what they set instead.
+NON_PARAMETER_ARGUMENTS = {"image": "remappings", "params_file": "parameters", "namespace": "namespace"}
+
+
+def calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr:
+    return next(k.value for k in call.keywords if k.arg == name)
+
+
+def launch_configurations(node: ast.AST) -> set[str]:
+    return {c.args[0].value for c in calls(node, "LaunchConfiguration")}
+
+
+@pytest.fixture(scope="module")
+def launch_tree() -> ast.Module:
+    return ast.parse(LAUNCH_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def node_call(launch_tree) -> ast.Call:
+    (node,) = calls(launch_tree, "Node")
+    return node
+
+
+def test_launch_runs_the_setup_py_console_script(node_call):
+    assert keyword(node_call, "package").value == "segtrack"
+    executable = keyword(node_call, "executable").value
+    assert keyword(node_call, "name").value == NODE_NAME
+    setup = ast.parse((REPO / "setup.py").read_text())
+    (setup_call,) = calls(setup, "setup")
+    scripts = ast.literal_eval(keyword(setup_call, "entry_points"))["console_scripts"]
+    targets = dict(s.replace(" ", "").split("=") for s in scripts)
+    assert targets[executable] == "segtrack_ros.node:main"
+    node_module = ast.parse((REPO / "segtrack_ros" / "node.py").read_text())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in node_module.body)
+    # setup.py installs the launch file and the configs it refers to into share/segtrack.
+    data_files = dict(ast.literal_eval(keyword(setup_call, "data_files")))
+    assert "launch/tracker.launch.py" in data_files["share/segtrack/launch"]
+    assert {"config/tracker.yaml", "config/fastdds_shm.xml"} <= set(data_files["share/segtrack/config"])
+
+
+def test_every_launch_argument_reaches_the_node(launch_tree, node_call):
+    arguments = {c.args[0].value for c in calls(launch_tree, "DeclareLaunchArgument")}
+    assert {"image", "params_file", "device", "backend", "use_compressed", "namespace"} <= arguments
+    assert arguments <= launch_configurations(node_call), "a launch argument the node never sees"
+    (parameter_dict,) = [n for n in keyword(node_call, "parameters").elts if isinstance(n, ast.Dict)]
+    overrides = {}
+    for key, value in zip(parameter_dict.keys, parameter_dict.values):
+        (configuration,) = launch_configurations(value)
+        overrides[key.value] = configuration
+    for argument in arguments - set(NON_PARAMETER_ARGUMENTS):
+        assert overrides.get(argument) == argument and argument in PARAMETERS, argument
+    for argument, where in NON_PARAMETER_ARGUMENTS.items():
+        assert argument in launch_configurations(keyword(node_call, where)), (argument, where)
+    (remapping,) = keyword(node_call, "remappings").elts
+    assert remapping.elts[0].value == "image"  # the topic the node subscribes to
+
+
+def test_launch_defaults_match_the_node_defaults(launch_tree):
+    for call in calls(launch_tree, "DeclareLaunchArgument"):
+        name = call.args[0].value
+        if name in PARAMETERS:
+            default = keyword(call, "default_value").value
+            assert yaml.safe_load(default) == PARAMETERS[name][0], name
+
+
+def test_launch_points_fast_dds_at_the_shipped_profile(launch_tree):
+    source = LAUNCH_FILE.read_text()
+    assert "fastdds_shm.xml" in source
+    assert {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"} <= {
+        c.value for c in ast.walk(launch_tree) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    assert (REPO / "config" / "fastdds_shm.xml").is_file()
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_config_file_holds_exactly_the_declared_parameters_with_their_defaults():
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    assert list(config) == [NODE_NAME] and list(config[NODE_NAME]) == ["ros__parameters"]
+    values = flatten(config[NODE_NAME]["ros__parameters"])
+    assert set(values) == set(PARAMETERS)
+    for name, value in values.items():
+        default = PARAMETERS[name][0]
+        assert type(value) is type(default) and value == default, (name, value, default)
+
+
+def test_launch_file_starts_a_working_node(tmp_path, load_davis_frames):
+    if importlib.util.find_spec("launch_ros") is None:
+        pytest.skip("launch_ros is not installed (it is on no package registry); checked statically above")
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        prefix = Path(get_package_prefix("segtrack"))
+    except PackageNotFoundError:
+        pytest.skip("segtrack is not installed in a ROS workspace (colcon build), so launch cannot find it")
+    if not (prefix / "lib" / "segtrack" / "segtrack_node").exists():
+        pytest.skip(f"{prefix} has no lib/segtrack/segtrack_node (build with colcon)")
+    from segtrack_core.geometry import mask_to_box
+    from segtrack_ros.client import TrackerClient, configure_this_process, isolated_ros_env
+
+    domain_id = 1 + (os.getpid() + 77) % 100
+    script = textwrap.dedent(f"""
+        import sys
+        from launch import LaunchService
+        from launch.actions import IncludeLaunchDescription
+        from launch.launch_description_sources import PythonLaunchDescriptionSource
+        service = LaunchService()
+        arguments = {{"image": "/launch_test/image", "backend": "csrt", "namespace": "launch_test"}}
+        service.include_launch_description(IncludeLaunchDescription(
+            PythonLaunchDescriptionSource({str(LAUNCH_FILE)!r}), launch_arguments=arguments.items()))
+        sys.exit(service.run())
+    """)
+    log = open(tmp_path / "launch.log", "w")
+    process = subprocess.Popen([sys.executable, "-c", script], env=isolated_ros_env(domain_id, str(tmp_path)),
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        frames, masks = load_davis_frames("car-shadow", 3)
+        configure_this_process(domain_id, str(tmp_path))
+        with TrackerClient(domain_id, namespace="/launch_test", image_topic="/launch_test/image") as client:
+            assert client.wait_for_services(60), (tmp_path / "launch.log").read_text()
+            assert client.wait_for_subscriber(10)
+            assert client.start_tracking(frames[0], mask_to_box(masks[0]).as_tuple()).success
+            assert client.track_frame(frames[1]) is not None
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

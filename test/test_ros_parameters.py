@@ -1,0 +1,42 @@
+"""Node parameters -> backend config overrides (pure: no ROS needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from segtrack_core import available_backends, create_tracker
+from segtrack_ros.parameters import PARAMETERS, backend_overrides
+
+
+def defaults(**changes):
+    values = {name: default for name, (default, _) in PARAMETERS.items()}
+    values.update(changes)
+    return values
+
+
+def test_unset_parameters_never_override_the_backend_config():
+    warnings = []
+    assert backend_overrides("csrt", defaults(), warnings.append) == {}
+    assert warnings == []
+
+
+def test_settings_a_backend_lacks_are_ignored_with_a_warning():
+    warnings = []
+    overrides = backend_overrides("csrt", defaults(weights="/models/lite0.pt", device="cpu", half=True),
+                                  warnings.append)
+    assert overrides == {}
+    assert len(warnings) == 3 and all("ignored" in w and "csrt" in w for w in warnings)
+    assert any("weights='/models/lite0.pt'" in w for w in warnings)
+
+
+@pytest.mark.skipif("d3s2" not in available_backends(), reason="d3s2 backend not registered")
+def test_settings_the_backend_has_are_passed_through_and_build_a_tracker(tmp_path):
+    warnings = []
+    overrides = backend_overrides("d3s2", defaults(device="cpu", tracking_threshold=0.55, lost_threshold=0.25),
+                                  warnings.append)
+    assert overrides == {"device": "cpu", "tracking_threshold": 0.55, "lost_threshold": 0.25}
+    assert warnings == []
+    tracker = create_tracker("d3s2", None, **overrides)
+    assert tracker.config.tracking_threshold == 0.55 and str(tracker.device) == "cpu"
+    weights = backend_overrides("d3s2", defaults(weights=str(tmp_path / "w.pt")), warnings.append)
+    assert weights == {"weights": str(tmp_path / "w.pt")} and warnings == []
