@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 OUT ?= out
 
-.PHONY: venv ros demo test track-demo eval bench clean
+.PHONY: venv ros demo test track-demo eval bench ros-demo ros-bench clean
 
 venv:
 	./scripts/setup_venv.sh
@@ -12,8 +12,12 @@ venv:
 ros: venv
 	./scripts/setup_ros.sh
 
-# Track a real DAVIS sequence from its first-frame box and write an overlay video + masks.
-demo: venv
+# Main job: the ROS node end to end (a DAVIS clip played as a 24 fps camera topic, target set through
+# ~/set_target); overlay video + summary in $(OUT)/ros_demo.
+demo: ros-demo
+
+# The tracker library alone: track a DAVIS clip from its first-frame box, write an overlay video + masks.
+track-demo: venv
 	$(VENV)/bin/segtrack track $(DATA)/davis2016/car-shadow/frames --box-from-mask $(DATA)/davis2016/car-shadow/masks/00000.png --out $(OUT)/demo.mp4 --save-masks $(OUT)/demo_masks
 
 test: venv ros
@@ -25,6 +29,14 @@ eval: venv
 
 bench: venv
 	$(VENV)/bin/segtrack bench --sequence $(DATA)/davis2016/car-shadow --width 854 --height 480 --device cpu --baseline csrt
+
+# The ROS node end to end: a DAVIS clip played as a 24 fps camera topic, target set via ~/set_target.
+ros-demo: venv ros
+	$(PY) -m segtrack_ros.demo --frames $(DATA)/davis2016/car-shadow/frames --out $(OUT)/ros_demo
+
+# The node's own latency overhead (latency minus tracker time) at 640x480 and 1920x1080.
+ros-bench: venv ros
+	$(PY) -m segtrack_ros.bench --sequence $(DATA)/davis2016/car-shadow --out $(OUT)/ros_bench.json
 
 clean:
 	rm -rf $(VENV) $(OUT) build install log

@@ -7,7 +7,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["segtrack_core", "segtrack_core.*", "segtrack_ros", "segtrack_ros.*"]),
-    package_data={"segtrack_core": ["configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/segtrack"]),
         ("share/segtrack", ["package.xml"]),
