@@ -47,7 +47,7 @@ def scaled_sequence(sequence: Path, size: tuple[int, int], count: int) -> tuple[
 
 
 def measure(size: tuple[int, int], args: argparse.Namespace, domain_id: int) -> dict:
-    from .client import NodeProcess, TrackerClient, stamp_ns
+    from .client import NodeProcess, TrackerClient, diagnostic_value, stamp_ns
 
     frames, box = scaled_sequence(Path(args.sequence), size, args.frames + args.warmup)
     parameters = {"backend": args.backend, "device": args.device, "publish_debug_image": False}
@@ -78,7 +78,10 @@ def measure(size: tuple[int, int], args: argparse.Namespace, domain_id: int) -> 
         seen = len(client.received.diagnostics)
         client.wait_for(lambda r: len(r.diagnostics) > seen, 3)
         diagnostics = client.received.diagnostics[-1][1] if client.received.diagnostics else None
-    breakdown = {key: _diagnostic(diagnostics, f"{key}_ms_median") for key in ("transport", "wait", "processing")}
+    breakdown = {}
+    for key in ("transport", "wait", "processing"):
+        value = diagnostic_value(diagnostics, f"{key}_ms_median")
+        breakdown[key] = float(value) if value else None
     return {
         "resolution": f"{size[0]}x{size[1]}",
         "frames": len(tracker),
@@ -88,14 +91,6 @@ def measure(size: tuple[int, int], args: argparse.Namespace, domain_id: int) -> 
         "tracker_ms": summary(tracker),
         "node_breakdown_ms_median": breakdown,
     }
-
-
-def _diagnostic(array_msg, key: str) -> Optional[float]:
-    for status in (array_msg.status if array_msg is not None else []):
-        for value in status.values:
-            if value.key == key and value.value:
-                return float(value.value)
-    return None
 
 
 def summary(values: list[float]) -> dict:

@@ -122,6 +122,15 @@ class Received:
     diagnostics: list = field(default_factory=list)
 
 
+def diagnostic_value(array_msg: Any, key: str) -> Optional[str]:
+    """Value of ``key`` in a diagnostic_msgs/DiagnosticArray, or None if absent."""
+    for status in (array_msg.status if array_msg is not None else []):
+        for value in status.values:
+            if value.key == key:
+                return value.value
+    return None
+
+
 def stamp_ns(stamp: Time) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 

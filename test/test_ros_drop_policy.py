@@ -19,18 +19,11 @@ DOMAIN_ID = 1 + (os.getpid() + 37) % 100
 CAMERA_FPS = 30.0
 
 
-def _diag(array_msg, key):
-    for status in array_msg.status:
-        for value in status.values:
-            if value.key == key:
-                return value.value
-    return None
-
-
 def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_frames):
     from segtrack_core import available_backends
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, stamp_ns
+    from segtrack_ros.client import (NodeProcess, TrackerClient, configure_this_process, diagnostic_value,
+                                     stamp_ns)
 
     backend = "d3s2" if "d3s2" in available_backends() else "csrt"
     frames, masks = load_davis_frames("car-shadow", 40)
@@ -66,11 +59,11 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
 
         # The node counted what it dropped (diagnostics come once a second).
         def settled(received):
-            return any(int(_diag(m, "frames_processed") or 0) >= len(targets) for _, m in received.diagnostics)
+            return any(int(diagnostic_value(m, "frames_processed") or 0) >= len(targets) for _, m in received.diagnostics)
 
         assert client.wait_for(settled, 5), client.received.diagnostics[-1:]
         last = client.received.diagnostics[-1][1]
-        received, dropped = int(_diag(last, "frames_received")), int(_diag(last, "frames_dropped"))
+        received, dropped = int(diagnostic_value(last, "frames_received")), int(diagnostic_value(last, "frames_dropped"))
         assert dropped > 0
         # Everything the camera sent either got tracked or was dropped in favour of a newer frame.
         assert received - dropped >= len(targets)

@@ -214,6 +214,7 @@ def test_debug_image_is_an_overlay_of_the_frame(client, sequence):
 
 def test_bad_images_are_dropped_and_tracking_goes_on(client, sequence):
     from segtrack.msg import TrackedTarget
+    from segtrack_ros.client import diagnostic_value
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
@@ -245,15 +246,7 @@ def test_bad_images_are_dropped_and_tracking_goes_on(client, sequence):
     target, _, detections = client.track_frame(frames[3])
     assert target.state == TrackedTarget.STATE_TRACKING and len(detections.detections) == 1
     # The dropped images show up in the diagnostics.
-    assert client.wait_for(lambda r: any(_diag(m, "bad_frames") not in (None, "0") for _, m in r.diagnostics), 3)
-
-
-def _diag(array_msg, key):
-    for status in array_msg.status:
-        for value in status.values:
-            if value.key == key:
-                return value.value
-    return None
+    assert client.wait_for(lambda r: any(diagnostic_value(m, "bad_frames") not in (None, "0") for _, m in r.diagnostics), 3)
 
 
 def test_bad_set_target_requests_fail_clearly(client, sequence):
