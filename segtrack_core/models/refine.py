@@ -49,13 +49,19 @@ def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float
     return (box(a) * guide).sum(axis=2) + box(b)
 
 
-def keep_target_components(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
-    """Connected components of ``mask`` that overlap ``anchor`` (both HxW uint8/bool)."""
-    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+def keep_target_components(mask: np.ndarray, anchor: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
+    """Connected components of ``mask`` that overlap ``anchor`` (both HxW), less specks smaller than
+    ``min_fraction`` of the largest such component (they would stretch the boxes)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 2:
         return mask.astype(bool)
     hits = np.unique(labels[(anchor != 0) & (labels > 0)])
-    return np.isin(labels, hits)
+    if hits.size == 0:
+        return np.zeros(mask.shape, bool)
+    areas = stats[hits, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, bool)
+    keep[hits[areas >= min_fraction * areas.max()]] = True
+    return keep[labels]
 
 
 class ColorModel:

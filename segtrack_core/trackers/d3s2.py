@@ -50,6 +50,7 @@ class D3S2Config:
     dcf_regularization: float = 0.05  # relative to the mean spectral energy
     dcf_learning_rate: float = 0.02
     dcf_label_sigma: float = 0.125  # label std / target size
+    peak_reference_rate: float = 0.1  # DCF peaks are judged against their running mean on reliable frames
     location_sigma: float = 0.5  # location channel std / target size
     # GIM
     gim_fg_capacity: int = 512
@@ -121,6 +122,7 @@ class D3S2Tracker(Tracker):
         self.center = (0.0, 0.0)
         self.size = (1.0, 1.0)  # inherent target size (w, h)
         self.fill_ratio = 1.0  # mask area / (w * h) of the inherent size
+        self.peak_reference = 1.0
         self.size_from_mask = (1.0, 1.0)  # inherent size / mask box size, fixed at initialisation
         self.state = TrackState.TRACKING
         self.dcf = CorrelationFilter(self.config.dcf_regularization, self.config.dcf_learning_rate)
@@ -273,6 +275,7 @@ class D3S2Tracker(Tracker):
         descriptor = self.extractor.project(raw)
         grid = descriptor.shape[-2:]
         self.dcf.initialize(descriptor, self._label(region, grid))
+        self.peak_reference = self.dcf.reference_peak
 
         center_cell = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
         if isinstance(target, MaskTarget):
@@ -320,7 +323,7 @@ class D3S2Tracker(Tracker):
         start = time.perf_counter()
         response = self.dcf.response(descriptor)
         peak = find_peak(response)
-        dcf_quality = float(np.clip(peak.value / self.dcf.reference_peak, 0.0, 1.0))
+        dcf_quality = float(np.clip(peak.value / self.peak_reference, 0.0, 1.0))
         timings["gem"] = time.perf_counter() - start
 
         mask, mean_probability, stage_timings = self._segment(frame, region, descriptor, (peak.x, peak.y),
@@ -362,6 +365,8 @@ class D3S2Tracker(Tracker):
             self.center = peak_image
         if state is TrackState.TRACKING and score >= cfg.update_threshold and consistent:
             self._update_models(frame, mask, descriptor, region)
+            rate = cfg.peak_reference_rate
+            self.peak_reference = (1 - rate) * self.peak_reference + rate * peak.value
         rotated = mask_to_rotated_box(mask)
         timings["update"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - start_total
