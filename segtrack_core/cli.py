@@ -7,6 +7,7 @@ exits with status 2; ``--traceback`` shows the full trace instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from .benchmark import format_bench, load_bench_frames, run_benchmark
 from .device import resolve_device
 from .errors import SegtrackError
+from .registry import available_backends, make_config
 from .evaluation import (INIT_MODES, EvaluationReport, evaluate, make_tracker,
                          metric_keys, tracker_config)
 from .geometry import mask_to_box, rotated_box_to_box, target_to_mask
@@ -78,13 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sequence", help="DAVIS sequence folder (frames/, masks/); default: "
                                           "car-shadow in the shared data folder")
     _add_backend_options(bench)
+
+    sub.add_parser("backends", help="list the tracker backends and their config fields with defaults")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="segtrack: warning: %(message)s")
-    command = {"track": cmd_track, "eval": cmd_eval, "bench": cmd_bench}[args.command]
+    command = {"track": cmd_track, "eval": cmd_eval, "bench": cmd_bench, "backends": cmd_backends}[args.command]
     try:
         return command(args)
     except (SegtrackError, OSError, RuntimeError) as exc:
@@ -258,6 +262,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(format_bench(base_result, _device_label(baseline)))
         ratio = result.end_to_end.fps / base_result.end_to_end.fps
         print(f"fps ratio {args.backend}/{args.baseline}: {ratio:.2f}")
+    return 0
+
+
+# --- backends ---------------------------------------------------------------------------------------
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    for name, description in available_backends().items():
+        print(f"{name}: {description}")
+        for key, value in dataclasses.asdict(make_config(name)).items():
+            print(f"    {key}: {value!r}")
     return 0
 
 

@@ -132,3 +132,10 @@ def test_bench_prints_latency_and_fps_ratio(capsys, mini_davis):
     assert code == 0, err
     assert "320x180" in out and "median ms" in out and "p90 ms" in out and "end_to_end" in out
     assert f"fps ratio csrt/{BASELINE}:" in out
+
+
+def test_backends_lists_every_backend_with_its_defaults(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "d3s2:" in out and "csrt:" in out
+    assert "    search_scale: 4.0" in out  # a D3S2Config default
