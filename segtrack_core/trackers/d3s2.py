@@ -70,7 +70,7 @@ class D3S2Config:
     refine_max_side: int = 360  # refinement window is downscaled to at most this many pixels
     refine_radius: float = 0.04  # guided-filter radius / target size
     refine_eps: float = 0.01
-    mask_threshold: float = 0.5
+    mask_threshold: float = 0.6  # on the refined probability; above 0.5 trims the halo of coarse features
     # decoupled scale
     scale_learning_rate: float = 0.3
     max_area_change: float = 1.6  # mask area / expected area beyond this (or 1/this) is not used for scale
