@@ -109,6 +109,13 @@ def _require_finite(values: tuple[float, ...], what: str) -> None:
         raise InvalidTargetError(f"{what} has non-finite or non-numeric values: {values}")
 
 
+def _require_pixels(target: Target, image_shape: tuple[int, int]) -> None:
+    from .geometry import target_to_mask  # geometry imports this module
+
+    if not target_to_mask(target, image_shape).any():
+        raise InvalidTargetError(f"{type(target).__name__} {target.as_tuple()} covers no pixel center of the image")
+
+
 def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
     """Check a target against an image of shape (H, W); return it or raise InvalidTargetError.
 
@@ -122,8 +129,9 @@ def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
             raise InvalidTargetError(f"box must have positive size, got w={target.w}, h={target.h}")
         x0, y0 = max(target.x, 0.0), max(target.y, 0.0)
         x1, y1 = min(target.x + target.w, width), min(target.y + target.h, height)
-        if x1 - x0 < 1 or y1 - y0 < 1:
+        if x1 <= x0 or y1 <= y0:
             raise InvalidTargetError(f"box {target.as_tuple()} lies outside the {width}x{height} image")
+        _require_pixels(target, image_shape)
         return target
     if isinstance(target, RotatedBox):
         _require_finite(target.as_tuple(), "rotated box")
@@ -133,6 +141,7 @@ def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
         if (target.cx + reach < 0 or target.cy + reach < 0
                 or target.cx - reach >= width or target.cy - reach >= height):
             raise InvalidTargetError(f"rotated box {target.as_tuple()} lies outside the {width}x{height} image")
+        _require_pixels(target, image_shape)
         return target
     if isinstance(target, MaskTarget):
         mask = target.mask

@@ -44,6 +44,8 @@ def test_track_before_initialize_raises(scene):
     (st.RotatedBox(100, 100, 10, float("inf"), 0.0), "non-finite"),
     (st.RotatedBox(-500, 100, 10, 10, 0.3), "outside"),
     (st.MaskTarget(np.zeros((240, 320), bool)), "empty"),
+    (st.RotatedBox(50, 50, 30, 0.4, 0.0), "covers no pixel"),
+    (st.Box(10.6, 10, 0.3, 5), "covers no pixel"),
     (st.MaskTarget(np.ones((100, 100), bool)), "frame is 320x240"),
     ("10,10,5,5", "unsupported target"),
 ])
@@ -103,3 +105,23 @@ def test_config_from_yaml(tmp_path):
     path.write_text("device: cpu\nsearch_scale: 5.0\ngim_top_k: 5\n")
     config = st.make_config("d3s2", path)
     assert config.search_scale == 5.0 and config.gim_top_k == 5 and config.device == "cpu"
+
+
+def test_box_covering_the_whole_frame_initialises(tracker, scene):
+    tracker.initialize(scene, st.Box(0, 0, scene.shape[1], scene.shape[0]))
+    assert tracker.track(scene).mask.shape == scene.shape[:2]
+
+
+def test_failed_initialisation_leaves_no_half_built_tracker(scene, monkeypatch):
+    tracker = st.create_tracker("d3s2", device="cpu")
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+
+    def broken(frame, target):
+        raise RuntimeError("backend failure")
+
+    monkeypatch.setattr(tracker, "_initialize", broken)
+    with pytest.raises(RuntimeError):
+        tracker.initialize(scene, st.Box(100, 60, 60, 50))
+    assert not tracker.initialized
+    with pytest.raises(NotInitializedError):
+        tracker.track(scene)

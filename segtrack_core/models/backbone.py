@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -134,10 +133,6 @@ class EfficientNetLite(nn.Module):
         if missing:
             raise ConfigError(f"backbone has no feature at stride(s) {sorted(missing)}")
         return taps
-
-    def channels_at(self, stride: int) -> int:
-        ends = [c for c, s in zip(self.stage_channels, self.stage_strides) if s == stride]
-        return ends[-1]
 
     def features(self, x: torch.Tensor, strides: Sequence[int] = (4, 8, 16)) -> Dict[int, torch.Tensor]:
         """Normalised RGB input (N,3,H,W) -> {stride: feature map}; stops after the deepest tap."""

@@ -80,8 +80,8 @@ class CorrelationFilter:
         self._numerator, self._denominator = self._terms(features, label)
         self.reference_peak = max(find_peak(self.response(features)).value, 1e-6)
 
-    def update(self, features: torch.Tensor, label: torch.Tensor, rate: float | None = None) -> None:
-        rate = self.learning_rate if rate is None else rate
+    def update(self, features: torch.Tensor, label: torch.Tensor) -> None:
+        rate = self.learning_rate
         numerator, denominator = self._terms(features, label)
         self._numerator.mul_(1 - rate).add_(numerator, alpha=rate)
         self._denominator.mul_(1 - rate).add_(denominator, alpha=rate)

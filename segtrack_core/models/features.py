@@ -53,11 +53,11 @@ class SearchRegion:
         v = (y - self.cy) * self.scale + self.size / 2
         return (u / stride - 0.5, v / stride - 0.5)
 
-    def image_index_to_cell_matrix(self, stride: int, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-        """2x3 affine from pixel indices of an image window starting at ``origin`` to cell indices."""
+    def image_index_to_cell_matrix(self, stride: int) -> np.ndarray:
+        """2x3 affine from image pixel indices to cell indices (both with centers at integers)."""
         a = self.scale / stride
-        bx = ((origin[0] + 0.5 - self.cx) * self.scale + self.size / 2) / stride - 0.5
-        by = ((origin[1] + 0.5 - self.cy) * self.scale + self.size / 2) / stride - 0.5
+        bx = ((0.5 - self.cx) * self.scale + self.size / 2) / stride - 0.5
+        by = ((0.5 - self.cy) * self.scale + self.size / 2) / stride - 0.5
         return np.array([[a, 0.0, bx], [0.0, a, by]])
 
     def crop(self, frame: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:

@@ -44,9 +44,6 @@ class FeatureMemory:
     def vectors(self) -> torch.Tensor:
         return torch.cat([self.permanent, self.recent]) if self.recent.shape[0] else self.permanent
 
-    def __len__(self) -> int:
-        return 0 if self.permanent is None else self.vectors.shape[0]
-
 
 def topk_similarity(features: torch.Tensor, memory: torch.Tensor, k: int) -> torch.Tensor:
     """Mean of the top-k cosine similarities of each (C, H, W) feature with memory (N, C) -> (H, W)."""

@@ -36,6 +36,9 @@ class Tracker(abc.ABC):
         """Start tracking ``target`` (Box, RotatedBox or MaskTarget) in ``frame`` (HxWx3 uint8 BGR)."""
         frame = validate_frame(frame)
         target = validate_target(target, frame.shape[:2])
+        # Invalid input was rejected above with the old target intact; from here on a failure must not
+        # leave a half-built tracker that track() would use.
+        self._image_shape = None
         self._initialize(frame, target)
         self._image_shape = frame.shape[:2]
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
-
 import cv2
 import numpy as np
 import torch
@@ -89,18 +87,6 @@ class D3S2Config:
             raise ConfigError("search_scale must be >= 1.5 and <= redetect_scale")
         if self.feature_dim < 4:
             raise ConfigError("feature_dim must be >= 4")
-
-
-@dataclass
-class _Segmentation:
-    """Outcome of one pass over a search region."""
-
-    mask: np.ndarray  # full-resolution bool
-    mean_probability: float  # mean refined probability over the mask
-    dcf_quality: float
-    peak_image: tuple[float, float]
-    descriptor: torch.Tensor
-    region: SearchRegion
 
 
 @register_backend("d3s2", D3S2Config, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
@@ -215,7 +201,8 @@ class D3S2Tracker(Tracker):
         window_mask = refined > cfg.mask_threshold
         anchor = np.zeros_like(window_mask)
         ax0, ay0 = int(max(0, px - 0.5 * w - x0)), int(max(0, py - 0.5 * h - y0))
-        anchor[ay0: int(py + 0.5 * h - y0) + 1, ax0: int(px + 0.5 * w - x0) + 1] = True
+        ax1, ay1 = int(max(0, px + 0.5 * w - x0 + 1)), int(max(0, py + 0.5 * h - y0 + 1))
+        anchor[ay0:ay1, ax0:ax1] = True
         window_mask = keep_target_components(window_mask, anchor)
         mask[y0:y1, x0:x1] = window_mask
         mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
@@ -259,8 +246,6 @@ class D3S2Tracker(Tracker):
         self._reset_state()
         shape = frame.shape[:2]
         proxy = target_to_mask(target, shape)
-        if not proxy.any():
-            proxy = target_to_mask(rotated_box_to_box(target) if isinstance(target, RotatedBox) else target, shape)
         if isinstance(target, Box):
             box = target
         elif isinstance(target, RotatedBox):
@@ -284,10 +269,9 @@ class D3S2Tracker(Tracker):
             # D3S2's box initialisation: models from a proxy mask (GrabCut inside the box), then one
             # segmentation pass on the first frame gives the mask the models are learned from.
             rect = tuple(int(round(v)) for v in box.as_tuple())
-            grabcut = grabcut_proxy(frame, rect, self.config.refine_max_side // 2,
-                                    self.config.grabcut_iterations) & proxy
-            if grabcut.sum() >= 0.1 * proxy.sum():
-                proxy = grabcut
+            grabcut = grabcut_proxy(frame, rect, self.config.refine_max_side // 2, self.config.grabcut_iterations)
+            if grabcut is not None and (grabcut & proxy).sum() >= 0.1 * proxy.sum():
+                proxy = grabcut & proxy
             box_mask = target_to_mask(target, shape)
             box_cells = self._coverage(box_mask, region, grid)
             mask = proxy
