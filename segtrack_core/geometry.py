@@ -56,6 +56,11 @@ def polygon_to_box(points: np.ndarray) -> Box:
     return Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
+def box_to_rotated_box(box: Box) -> RotatedBox:
+    """The same rectangle as a RotatedBox (angle 0)."""
+    return RotatedBox(box.x + box.w / 2.0, box.y + box.h / 2.0, box.w, box.h, 0.0)
+
+
 def rotated_box_to_box(rbox: RotatedBox) -> Box:
     return polygon_to_box(rotated_box_corners(rbox))
 

@@ -5,6 +5,7 @@ what it publishes. Used by the demo, the benchmark and the tests.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class NodeProcess:
         for source, target in (remappings or {}).items():
             args += ["-r", f"{source}:={target}"]
         self._log = open(self.log_path, "w")
+        self._final_log: Optional[str] = None
         self.process = subprocess.Popen(args, env=isolated_ros_env(domain_id, self.home), stdout=self._log,
                                         stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
 
@@ -83,6 +85,8 @@ class NodeProcess:
 
     def log(self) -> str:
         self._log.flush()
+        if self._final_log is not None:
+            return self._final_log
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> int:
@@ -93,7 +97,11 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
+            if self.log_path.parent == Path(self.home):  # the log lives in the temp home: keep its text
+                self._final_log = self.log_path.read_text(errors="replace")
+            shutil.rmtree(self.home, ignore_errors=True)
         return self.process.returncode
 
     def __enter__(self) -> "NodeProcess":

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from segtrack_core.geometry import mask_to_box
+from segtrack_core.metrics import region_similarity
 from segtrack_core.types import Box, RotatedBox, TrackResult, TrackState
 from segtrack_core.visualize import draw_overlay
 
@@ -85,16 +86,8 @@ def percentile(values: list[float], q: float) -> Optional[float]:
     return float(np.percentile(values, q)) if values else None
 
 
-def diagnostic_value(array_msg, key: str) -> Optional[str]:
-    for status in array_msg.status:
-        for value in status.values:
-            if value.key == key:
-                return value.value
-    return None
-
-
 def run(args: argparse.Namespace) -> dict:
-    from .client import NodeProcess, TrackerClient, configure_this_process, stamp_ns
+    from .client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value, stamp_ns
 
     frames, fps = load_frames(args)
     box = initial_box(args)
@@ -156,7 +149,7 @@ def run(args: argparse.Namespace) -> dict:
         if stamp in targets and stamp in masks and truth_path is not None and truth_path.exists():
             truth = cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE) > 0
             mask = result_from_messages(targets[stamp][1], masks[stamp]).mask
-            ious.append(float((mask & truth).sum() / max((mask | truth).sum(), 1)))
+            ious.append(region_similarity(mask, truth))
     writer.release()
 
     summary = {

@@ -14,7 +14,7 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Objec
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.errors import InvalidTargetError
-from segtrack_core.geometry import rotated_box_to_box
+from segtrack_core.geometry import box_to_rotated_box, rotated_box_to_box
 from segtrack_core.prompts import points_to_mask
 from segtrack_core.types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 
@@ -68,7 +68,7 @@ def result_boxes(result: TrackResult) -> tuple[Optional[Box], Optional[RotatedBo
     if box is None and rbox is not None:
         box = rotated_box_to_box(rbox)
     if rbox is None and box is not None:
-        rbox = RotatedBox(box.x + box.w / 2.0, box.y + box.h / 2.0, box.w, box.h, 0.0)
+        rbox = box_to_rotated_box(box)
     return box, rbox
 
 

@@ -149,6 +149,7 @@ class SegtrackNode(LifecycleNode):
         self._target_id = 0
         self._init_stamp_ns = None
         self._stats = Stats()
+        self._last_diagnostics = (time.monotonic(), 0)
 
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.depth"],
                              reliability=ReliabilityPolicy.RELIABLE)
@@ -187,6 +188,7 @@ class SegtrackNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
+        self._ring.clear()  # frames from before a deactivation must not seed a later set_target
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:

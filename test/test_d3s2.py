@@ -104,3 +104,17 @@ def test_reports_lost_then_recovers(tracker, load_davis_frames):
     recovered = [tracker.track(frame) for frame in frames[9:14]]
     assert recovered[-1].state is st.TrackState.TRACKING
     assert region_similarity(recovered[-1].mask, masks[13]) > 0.6
+
+
+def test_rotated_box_encloses_the_mask_tightly(tracker, load_davis_frames):
+    from segtrack_core.geometry import fill_polygon, rotated_box_corners
+
+    frames, masks = load_davis_frames("blackswan", 4)
+    tracker.initialize(frames[0], st.MaskTarget(masks[0]))
+    for frame in frames[1:]:
+        result = tracker.track(frame)
+        inside = fill_polygon(rotated_box_corners(result.rotated_box), result.mask.shape)
+        assert (result.mask & inside).sum() >= 0.99 * result.mask.sum()
+        # Minimal: no thinner than the mask along its own axes, and smaller than the axis-aligned box.
+        assert result.rotated_box.w * result.rotated_box.h <= result.box.w * result.box.h + 1
+        assert abs(result.rotated_box.angle) <= np.pi / 4

@@ -1,6 +1,6 @@
 """Newest frame wins: a camera faster than the tracker makes the node drop frames, not queue them.
 
-Uses the default backend (d3s2, ~10 fps on a CPU) fed by a 30 fps camera of real DAVIS frames.
+Uses the default backend (d3s2, ~25 fps on this CPU) fed by a 60 fps camera of real DAVIS frames.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
                                 reason="ROS 2 is not installed in this venv (run `make ros`)")
 
 DOMAIN_ID = 1 + (os.getpid() + 37) % 100
-CAMERA_FPS = 30.0
+CAMERA_FPS = 60.0  # well above what any backend sustains on CPU, so frames must drop
 
 
 def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_frames):
@@ -53,7 +53,8 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
         # No backlog: a frame waits at most for the frame being tracked, then is tracked itself.
         worst_tracker = max(t.tracker_ms for t in targets)
         latencies = [t.latency_ms for t in targets]
-        assert max(latencies) < 2 * worst_tracker + 150, (latencies, worst_tracker)
+        # A backlog would grow by one tracker time per processed frame; the bound allows scheduler stalls.
+        assert max(latencies) < 3 * worst_tracker + 300, (latencies, worst_tracker)
         half = len(latencies) // 2
         assert statistics.median(latencies[half:]) < 1.5 * statistics.median(latencies[:half]) + 50
 

@@ -112,8 +112,9 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
 
 def test_config_file_holds_exactly_the_declared_parameters_with_their_defaults():
     config = yaml.safe_load(CONFIG_FILE.read_text())
-    assert list(config) == [NODE_NAME] and list(config[NODE_NAME]) == ["ros__parameters"]
-    values = flatten(config[NODE_NAME]["ros__parameters"])
+    key = f"/**/{NODE_NAME}"  # matches the node in any namespace
+    assert list(config) == [key] and list(config[key]) == ["ros__parameters"]
+    values = flatten(config[key]["ros__parameters"])
     assert set(values) == set(PARAMETERS)
     for name, value in values.items():
         default = PARAMETERS[name][0]
@@ -165,3 +166,11 @@ def test_launch_file_starts_a_working_node(tmp_path, load_davis_frames):
             process.kill()
             process.wait()
         log.close()
+
+
+def test_colcon_installs_the_node_executable_where_launch_looks():
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert "install(PROGRAMS scripts/segtrack_node DESTINATION lib/${PROJECT_NAME})" in cmake
+    script = REPO / "scripts" / "segtrack_node"
+    assert os.access(script, os.X_OK) and script.read_text().startswith("#!")
+    assert "segtrack_ros.node" in script.read_text()

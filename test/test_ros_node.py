@@ -114,10 +114,9 @@ def test_rotated_box_covers_the_mask(client, sequence):
     frames, masks = sequence
     # A rotated box target: the reported rotated box must still enclose the reported mask.
     x, y, w, h = box_of(masks[0])
+    assert client.start_tracking(frames[0], (x, y, w, h)).success  # the node now holds a frame
     response = client.set_rotated_box(x + w / 2, y + h / 2, w * 0.9, h * 0.8, 0.2)
-    if not response.success:
-        response = client.start_tracking(frames[0], (x, y, w, h))
-        assert response.success, response.message
+    assert response.success, response.message
     for frame in frames[1:4]:
         target, mask_msg, _ = client.track_frame(frame)
         mask = mask_from_message(mask_msg)

@@ -9,6 +9,7 @@ import time
 
 import cv2
 import pytest
+import yaml
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
                                 reason="ROS 2 is not installed in this venv (run `make ros`)")
@@ -16,21 +17,29 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
 DOMAIN_ID = 1 + (os.getpid() + 57) % 100
 
 
-def test_lifecycle_namespace_and_compressed_images(load_davis_frames):
+def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from segtrack.msg import TrackedTarget
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, mask_from_message
+    from segtrack_ros.client import (DEFAULT_PARAMS_FILE, NodeProcess, TrackerClient, configure_this_process,
+                                     mask_from_message)
 
     frames, masks = load_davis_frames("car-shadow", 4)
     jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
     box = mask_to_box(masks[0]).as_tuple()
     configure_this_process(DOMAIN_ID)
-    parameters = {"backend": "csrt", "use_compressed": True, "autostart": False, "qos.reliability": "reliable"}
+    # The settings come from a copy of the shipped params file, so the node in /cam must pick up its keys.
+    config = yaml.safe_load(DEFAULT_PARAMS_FILE.read_text())
+    settings = next(iter(config.values()))["ros__parameters"]
+    settings.update(backend="csrt", use_compressed=True, autostart=False)
+    settings["qos"]["reliability"] = "reliable"
+    params_file = tmp_path / "tracker.yaml"
+    params_file.write_text(yaml.safe_dump(config))
     reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    with NodeProcess(DOMAIN_ID, parameters, namespace="/cam", remappings={"image": "/cam/image_raw"}) as node, \
+    with NodeProcess(DOMAIN_ID, params_file=params_file, namespace="/cam",
+                     remappings={"image": "/cam/image_raw"}) as node, \
             TrackerClient(DOMAIN_ID, namespace="/cam", image_topic="/cam/image_raw", image_qos=reliable) as client:
         change = client.node.create_client(ChangeState, "/cam/segtrack/change_state")
         get_state = client.node.create_client(GetState, "/cam/segtrack/get_state")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..geometry import clip_box, mask_to_box, rotated_box_to_box, target_to_mask
+from ..geometry import box_to_rotated_box, clip_box, mask_to_box, rotated_box_to_box, target_to_mask
 from ..registry import register_backend
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .base import Tracker
@@ -56,5 +56,5 @@ class CsrtTracker(Tracker):
         if box is None:
             return TrackResult(np.zeros(shape, bool), 0.0, None, None, TrackState.LOST, {"total": elapsed})
         mask = target_to_mask(box, shape)
-        rbox = RotatedBox(box.x + box.w / 2, box.y + box.h / 2, box.w, box.h, 0.0)
+        rbox = box_to_rotated_box(box)
         return TrackResult(mask, 1.0, box, rbox, TrackState.TRACKING, {"total": elapsed})
