@@ -160,8 +160,12 @@ class D3S2Tracker(Tracker):
 
     # ---------------------------------------------------------------- core pass
     def _segment(self, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
-                 peak_cell: tuple[float, float], location_weight: float) -> tuple[np.ndarray, float, dict]:
-        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
+                 peak_cell: tuple[float, float], location_weight: float
+                 ) -> tuple[np.ndarray, tuple[int, int, int, int], float, dict]:
+        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``.
+
+        Returns the mask, the window (x0, y0, x1, y1) outside which it is empty, the mean refined
+        probability over the mask and stage timings."""
         cfg = self.config
         timings = {}
         start = time.perf_counter()
@@ -181,7 +185,7 @@ class D3S2Tracker(Tracker):
         mask = np.zeros((height, width), dtype=bool)
         if x1 - x0 < 2 or y1 - y0 < 2:
             timings["refine"] = time.perf_counter() - start
-            return mask, 0.0, timings
+            return mask, (x0, y0, x1, y1), 0.0, timings
         factor = min(1.0, cfg.refine_max_side / max(x1 - x0, y1 - y0))
         rw, rh = max(2, int(round((x1 - x0) * factor))), max(2, int(round((y1 - y0) * factor)))
         fx, fy = (x1 - x0) / rw, (y1 - y0) / rh  # window pixels per refinement pixel
@@ -207,7 +211,7 @@ class D3S2Tracker(Tracker):
         mask[y0:y1, x0:x1] = window_mask
         mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
         timings["refine"] = time.perf_counter() - start
-        return mask, mean_probability, timings
+        return mask, (x0, y0, x1, y1), mean_probability, timings
 
     def _window(self, center: tuple[float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """Image window (x0, y0, x1, y1) of twice the target size around ``center``, clipped."""
@@ -279,7 +283,7 @@ class D3S2Tracker(Tracker):
                 self._bootstrap_memories(descriptor, self._coverage(mask, region, grid), box_cells)
                 self._learn_colors(frame, mask, update=False)
                 # Without the location prior: the box center is not necessarily on the object.
-                refined, _, _ = self._segment(frame, region, descriptor, center_cell, location_weight=0.0)
+                refined, _, _, _ = self._segment(frame, region, descriptor, center_cell, location_weight=0.0)
                 refined &= box_mask
                 if refined.sum() < 0.1 * proxy.sum():
                     break
@@ -310,12 +314,14 @@ class D3S2Tracker(Tracker):
         dcf_quality = float(np.clip(peak.value / self.peak_reference, 0.0, 1.0))
         timings["gem"] = time.perf_counter() - start
 
-        mask, mean_probability, stage_timings = self._segment(frame, region, descriptor, (peak.x, peak.y),
-                                                              cfg.location_weight)
+        mask, window, mean_probability, stage_timings = self._segment(
+            frame, region, descriptor, (peak.x, peak.y), cfg.location_weight)
         timings.update(stage_timings)
 
         start = time.perf_counter()
-        area = float(mask.sum())
+        x0, y0, x1, y1 = window
+        window_mask = mask[y0:y1, x0:x1]  # the mask is empty outside its window: measure only there
+        area = float(window_mask.sum())
         expected_area = self.fill_ratio * self.size[0] * self.size[1]
         area_ratio = area / max(expected_area, 1.0)
         area_quality = min(area_ratio, 1.0 / area_ratio) if area > 0 else 0.0
@@ -337,7 +343,8 @@ class D3S2Tracker(Tracker):
             timings["total"] = time.perf_counter() - start_total
             return TrackResult(np.zeros_like(mask), score, None, None, state, timings)
 
-        box = mask_to_box(mask)
+        wbox = mask_to_box(window_mask)
+        box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h)
         consistent = 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change
         if consistent:
             self.center = box.center
@@ -351,7 +358,8 @@ class D3S2Tracker(Tracker):
             self._update_models(frame, mask, descriptor, region)
             rate = cfg.peak_reference_rate
             self.peak_reference = (1 - rate) * self.peak_reference + rate * peak.value
-        rotated = mask_to_rotated_box(mask)
+        wrot = mask_to_rotated_box(window_mask)
+        rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
         timings["update"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - start_total
         return TrackResult(mask, score, box, rotated, state, timings)
