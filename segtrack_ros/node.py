@@ -213,6 +213,8 @@ class SegtrackNode(LifecycleNode):
             self._mailbox.close()
         if self._worker is not None:
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
+            if self._worker.is_alive():  # a frame still in the tracker; the thread ends after it
+                self.get_logger().warning(f"tracker thread still busy after {WORKER_JOIN_TIMEOUT_S:.0f} s")
         self._mailbox, self._worker = None, None
 
     def _release(self) -> None:
