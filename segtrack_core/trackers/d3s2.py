@@ -54,7 +54,7 @@ class D3S2Config:
     gim_fg_capacity: int = 512
     gim_bg_capacity: int = 1536
     gim_top_k: int = 3
-    gim_update_foreground: bool = False  # foreground memory from later frames risks drift into background
+    gim_update_keep: float = 0.3  # fraction of mask-interior cells (least background-like) added per update
     # fusion and refinement
     fusion_temperature: float = 0.1  # on the foreground-minus-background similarity
     location_weight: float = 2.0
@@ -234,17 +234,26 @@ class D3S2Tracker(Tracker):
         bg_cells = coverage <= 0.05
         self.gim.initialize(descriptor, fg_cells, bg_cells)
 
+    def _least_background_like(self, descriptor: torch.Tensor, candidates: torch.Tensor, keep: float,
+                               background: torch.Tensor | None = None) -> torch.Tensor:
+        """The fraction ``keep`` of the candidate cells least similar to the background memory (or to
+        ``background`` vectors): mask cells that look like known background are not learned as target."""
+        if keep <= 0:
+            return torch.zeros_like(candidates)
+        background = self.gim.background.vectors if background is None else background
+        if keep >= 1 or background.shape[0] == 0 or int(candidates.sum()) <= 4:
+            return candidates
+        bg_similarity = topk_similarity(descriptor, background, self.config.gim_top_k)
+        return candidates & (bg_similarity <= torch.quantile(bg_similarity[candidates], keep))
+
     def _bootstrap_memories(self, descriptor: torch.Tensor, proxy: torch.Tensor, box: torch.Tensor) -> None:
         """Memories for a box initialisation: background from outside the box; foreground from the proxy
         cells, less the fraction most similar to that background (water or foliage inside the box)."""
         bg_cells = box <= 0.05
         candidates = proxy >= min(0.75, float(proxy.max()) * 0.9)
         background = self.gim.gather(descriptor, bg_cells)
-        if background.shape[0] and int(candidates.sum()) > 4:
-            bg_similarity = topk_similarity(descriptor, background, self.config.gim_top_k)
-            limit = torch.quantile(bg_similarity[candidates], self.config.box_init_keep)
-            candidates &= bg_similarity <= limit
-        self.gim.initialize(descriptor, candidates, bg_cells)
+        fg_cells = self._least_background_like(descriptor, candidates, self.config.box_init_keep, background)
+        self.gim.initialize(descriptor, fg_cells, bg_cells)
 
     def _initialize(self, frame: np.ndarray, target: Target) -> None:
         self._reset_state()
@@ -368,7 +377,7 @@ class D3S2Tracker(Tracker):
                        region: SearchRegion) -> None:
         grid = descriptor.shape[-2:]
         coverage = self._coverage(mask, region, grid)
-        fg_cells = coverage >= 0.9 if self.config.gim_update_foreground else torch.zeros_like(coverage, dtype=torch.bool)
+        fg_cells = self._least_background_like(descriptor, coverage >= 0.9, self.config.gim_update_keep)
         self.gim.update(descriptor, fg_cells, coverage <= 0.02)
         self._learn_colors(frame, mask, update=True)
         # The DCF learns on the region the descriptor came from, with the label at the new center.
