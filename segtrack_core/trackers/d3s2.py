@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 import cv2
 import numpy as np
 import torch
@@ -87,6 +88,14 @@ class D3S2Config:
             raise ConfigError("search_scale must be >= 1.5 and <= redetect_scale")
         if self.feature_dim < 4:
             raise ConfigError("feature_dim must be >= 4")
+
+
+class _Segmentation(NamedTuple):
+    mask: np.ndarray  # full-resolution bool
+    window: tuple[int, int, int, int]  # (x0, y0, x1, y1): the mask is empty outside it
+    mean_probability: float  # mean refined probability over the mask
+    bg_similarity: torch.Tensor  # GIM background-similarity channel of the search region
+    timings: dict
 
 
 @register_backend("d3s2", D3S2Config, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
@@ -160,12 +169,8 @@ class D3S2Tracker(Tracker):
 
     # ---------------------------------------------------------------- core pass
     def _segment(self, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
-                 peak_cell: tuple[float, float], location_weight: float
-                 ) -> tuple[np.ndarray, tuple[int, int, int, int], float, dict]:
-        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``.
-
-        Returns the mask, the window (x0, y0, x1, y1) outside which it is empty, the mean refined
-        probability over the mask and stage timings."""
+                 peak_cell: tuple[float, float], location_weight: float) -> _Segmentation:
+        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
         cfg = self.config
         timings = {}
         start = time.perf_counter()
@@ -185,7 +190,7 @@ class D3S2Tracker(Tracker):
         mask = np.zeros((height, width), dtype=bool)
         if x1 - x0 < 2 or y1 - y0 < 2:
             timings["refine"] = time.perf_counter() - start
-            return mask, (x0, y0, x1, y1), 0.0, timings
+            return _Segmentation(mask, (x0, y0, x1, y1), 0.0, bg, timings)
         factor = min(1.0, cfg.refine_max_side / max(x1 - x0, y1 - y0))
         rw, rh = max(2, int(round((x1 - x0) * factor))), max(2, int(round((y1 - y0) * factor)))
         fx, fy = (x1 - x0) / rw, (y1 - y0) / rh  # window pixels per refinement pixel
@@ -211,7 +216,7 @@ class D3S2Tracker(Tracker):
         mask[y0:y1, x0:x1] = window_mask
         mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
         timings["refine"] = time.perf_counter() - start
-        return mask, (x0, y0, x1, y1), mean_probability, timings
+        return _Segmentation(mask, (x0, y0, x1, y1), mean_probability, bg, timings)
 
     def _window(self, center: tuple[float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """Image window (x0, y0, x1, y1) of twice the target size around ``center``, clipped."""
@@ -234,16 +239,14 @@ class D3S2Tracker(Tracker):
         bg_cells = coverage <= 0.05
         self.gim.initialize(descriptor, fg_cells, bg_cells)
 
-    def _least_background_like(self, descriptor: torch.Tensor, candidates: torch.Tensor, keep: float,
-                               background: torch.Tensor | None = None) -> torch.Tensor:
-        """The fraction ``keep`` of the candidate cells least similar to the background memory (or to
-        ``background`` vectors): mask cells that look like known background are not learned as target."""
+    @staticmethod
+    def _least_background_like(candidates: torch.Tensor, bg_similarity: torch.Tensor, keep: float) -> torch.Tensor:
+        """The fraction ``keep`` of the candidate cells least similar to the background: mask cells that
+        look like known background are not learned as target."""
         if keep <= 0:
             return torch.zeros_like(candidates)
-        background = self.gim.background.vectors if background is None else background
-        if keep >= 1 or background.shape[0] == 0 or int(candidates.sum()) <= 4:
+        if keep >= 1 or int(candidates.sum()) <= 4:
             return candidates
-        bg_similarity = topk_similarity(descriptor, background, self.config.gim_top_k)
         return candidates & (bg_similarity <= torch.quantile(bg_similarity[candidates], keep))
 
     def _bootstrap_memories(self, descriptor: torch.Tensor, proxy: torch.Tensor, box: torch.Tensor) -> None:
@@ -252,8 +255,10 @@ class D3S2Tracker(Tracker):
         bg_cells = box <= 0.05
         candidates = proxy >= min(0.75, float(proxy.max()) * 0.9)
         background = self.gim.gather(descriptor, bg_cells)
-        fg_cells = self._least_background_like(descriptor, candidates, self.config.box_init_keep, background)
-        self.gim.initialize(descriptor, fg_cells, bg_cells)
+        if background.shape[0]:
+            bg_similarity = topk_similarity(descriptor, background, self.config.gim_top_k)
+            candidates = self._least_background_like(candidates, bg_similarity, self.config.box_init_keep)
+        self.gim.initialize(descriptor, candidates, bg_cells)
 
     def _initialize(self, frame: np.ndarray, target: Target) -> None:
         self._reset_state()
@@ -292,7 +297,7 @@ class D3S2Tracker(Tracker):
                 self._bootstrap_memories(descriptor, self._coverage(mask, region, grid), box_cells)
                 self._learn_colors(frame, mask, update=False)
                 # Without the location prior: the box center is not necessarily on the object.
-                refined, _, _, _ = self._segment(frame, region, descriptor, center_cell, location_weight=0.0)
+                refined = self._segment(frame, region, descriptor, center_cell, location_weight=0.0).mask
                 refined &= box_mask
                 if refined.sum() < 0.1 * proxy.sum():
                     break
@@ -323,12 +328,12 @@ class D3S2Tracker(Tracker):
         dcf_quality = float(np.clip(peak.value / self.peak_reference, 0.0, 1.0))
         timings["gem"] = time.perf_counter() - start
 
-        mask, window, mean_probability, stage_timings = self._segment(
-            frame, region, descriptor, (peak.x, peak.y), cfg.location_weight)
-        timings.update(stage_timings)
+        segmentation = self._segment(frame, region, descriptor, (peak.x, peak.y), cfg.location_weight)
+        mask, mean_probability = segmentation.mask, segmentation.mean_probability
+        timings.update(segmentation.timings)
 
         start = time.perf_counter()
-        x0, y0, x1, y1 = window
+        x0, y0, x1, y1 = segmentation.window
         window_mask = mask[y0:y1, x0:x1]  # the mask is empty outside its window: measure only there
         area = float(window_mask.sum())
         expected_area = self.fill_ratio * self.size[0] * self.size[1]
@@ -364,7 +369,7 @@ class D3S2Tracker(Tracker):
         else:
             self.center = peak_image
         if state is TrackState.TRACKING and score >= cfg.update_threshold and consistent:
-            self._update_models(frame, mask, descriptor, region)
+            self._update_models(frame, mask, descriptor, region, segmentation.bg_similarity)
             rate = cfg.peak_reference_rate
             self.peak_reference = (1 - rate) * self.peak_reference + rate * peak.value
         wrot = mask_to_rotated_box(window_mask)
@@ -374,10 +379,10 @@ class D3S2Tracker(Tracker):
         return TrackResult(mask, score, box, rotated, state, timings)
 
     def _update_models(self, frame: np.ndarray, mask: np.ndarray, descriptor: torch.Tensor,
-                       region: SearchRegion) -> None:
+                       region: SearchRegion, bg_similarity: torch.Tensor) -> None:
         grid = descriptor.shape[-2:]
         coverage = self._coverage(mask, region, grid)
-        fg_cells = self._least_background_like(descriptor, coverage >= 0.9, self.config.gim_update_keep)
+        fg_cells = self._least_background_like(coverage >= 0.9, bg_similarity, self.config.gim_update_keep)
         self.gim.update(descriptor, fg_cells, coverage <= 0.02)
         self._learn_colors(frame, mask, update=True)
         # The DCF learns on the region the descriptor came from, with the label at the new center.
