@@ -3,13 +3,15 @@
 - GEM: a DCF on PCA-reduced backbone features localises the target; its peak gives the target location
   channel.
 - GIM: foreground/background feature memories from the initial mask give the foreground-similarity and
-  posterior channels.
-- Fusion and refinement: the channels are fused into a coarse foreground probability, which a guided
-  filter on the image refines to a full-resolution mask.
+  posterior channels; reliable frames add background hard negatives and the target cells least like the
+  background.
+- Fusion and refinement: the channels are fused into a coarse foreground probability, which a colour
+  posterior and a guided filter on the image refine to a full-resolution mask.
 - Decoupled scale: the inherent target size (search region, model updates) changes only when the mask
   is consistent with it, so occlusions do not shrink the search region.
-- A box initialisation uses a proxy mask from the box, refined by one segmentation pass on the first
+- A box initialisation uses a proxy mask from the box, refined by segmentation passes on the first
   frame, as in D3S2.
+- While lost, re-detection searches a larger region at the same feature scale.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
+
 import cv2
 import numpy as np
 import torch
@@ -284,8 +287,8 @@ class D3S2Tracker(Tracker):
         if isinstance(target, MaskTarget):
             mask = proxy
         else:
-            # D3S2's box initialisation: models from a proxy mask (GrabCut inside the box), then one
-            # segmentation pass on the first frame gives the mask the models are learned from.
+            # D3S2's box initialisation: models from a proxy mask (GrabCut inside the box), then
+            # segmentation passes on the first frame give the mask the models are learned from.
             rect = tuple(int(round(v)) for v in box.as_tuple())
             grabcut = grabcut_proxy(frame, rect, self.config.refine_max_side // 2, self.config.grabcut_iterations)
             if grabcut is not None and (grabcut & proxy).sum() >= 0.1 * proxy.sum():
