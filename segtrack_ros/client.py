@@ -35,6 +35,7 @@ from segtrack.srv import SetTarget
 
 from .env import REPO_ROOT, ros_environment
 from .image_conversion import to_byte_array
+from .messages import stamp_to_ns as stamp_ns
 
 DEFAULT_PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
 
@@ -137,10 +138,6 @@ def diagnostic_value(array_msg: Any, key: str) -> Optional[str]:
             if value.key == key:
                 return value.value
     return None
-
-
-def stamp_ns(stamp: Time) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 def ns_to_stamp(ns: int) -> Time:
