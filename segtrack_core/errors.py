@@ -23,3 +23,11 @@ class ConfigError(SegtrackError):
 
 class UnknownBackendError(SegtrackError, KeyError):
     """No tracker backend is registered under that name."""
+
+
+class CheckpointError(ConfigError):
+    """A weights file is unreadable or is not the checkpoint of the network the backend builds."""
+
+
+class MissingWeightsError(CheckpointError):
+    """A backend that has no usable default weights was started without a weights file."""
