@@ -18,25 +18,27 @@ class Backend:
     config_cls: Type
     factory: Callable[[Any], Tracker]
     description: str
+    needs_weights: bool = False  # refuses to start without a weights file (its config's 'weights')
 
 
 _BACKENDS: Dict[str, Backend] = {}
 
 
-def register_backend(name: str, config_cls: Type, description: str) -> Callable:
+def register_backend(name: str, config_cls: Type, description: str, needs_weights: bool = False) -> Callable:
     """Class decorator: register a Tracker subclass constructed as ``cls(config)``."""
 
     def wrap(cls: Type[Tracker]) -> Type[Tracker]:
         if name in _BACKENDS:
             raise ValueError(f"tracker backend {name!r} registered twice")
-        _BACKENDS[name] = Backend(name, config_cls, cls, description)
+        _BACKENDS[name] = Backend(name, config_cls, cls, description, needs_weights)
         cls.name = name
         return cls
 
     return wrap
 
 
-BUILTIN_BACKEND_MODULES = ("segtrack_core.trackers.d3s2", "segtrack_core.trackers.csrt")
+BUILTIN_BACKEND_MODULES = ("segtrack_core.trackers.d3s2", "segtrack_core.trackers.csrt",
+                           "segtrack_core.trackers.siammask")
 
 
 def _ensure_builtin_backends() -> None:
