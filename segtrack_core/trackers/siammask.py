@@ -44,6 +44,24 @@ ANCHOR_RATIOS = (0.33, 0.5, 1.0, 2.0, 3.0)
 ANCHOR_SCALE = 8
 MIN_CONTOUR_AREA = 100.0  # official: smaller masks fall back to the axis-aligned box of the state
 
+@dataclass(frozen=True)
+class KnownCheckpoint:
+    name: str
+    url: str
+    config: str
+    origin: str
+    backend: str = "siammask"
+    licence: str = "MIT licence (github.com/foolwood/SiamMask)"
+
+
+KNOWN_CHECKPOINTS = (
+    KnownCheckpoint("SiamMask_DAVIS.pth", "http://www.robots.ox.ac.uk/~qwang/SiamMask_DAVIS.pth",
+                    "config/siammask_davis.yaml", "official release (Wang et al., CVPR 2019), trained for DAVIS / "
+                    "video object segmentation"),
+    KnownCheckpoint("SiamMask_VOT.pth", "http://www.robots.ox.ac.uk/~qwang/SiamMask_VOT.pth",
+                    "config/siammask_vot.yaml", "official release (Wang et al., CVPR 2019), trained for VOT"),
+)
+
 WEIGHTS_HELP = (
     "siammask needs the official SiamMask weights, published with the code at "
     "https://github.com/foolwood/SiamMask (MIT licence): SiamMask_DAVIS.pth and SiamMask_VOT.pth, "
