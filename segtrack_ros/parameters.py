@@ -15,7 +15,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "tracker_config": ("", "path to a backend config YAML; empty = the backend's defaults"),
     "device": ("auto", "torch device: auto, cpu, cuda or cuda:N (backends without a device ignore it)"),
     "half": (False, "fp16 inference (CUDA only; backends without it ignore it)"),
-    "weights": ("", "model weights path passed to the backend if its config has a 'weights' field"),
+    "weights": ("", "model weights path passed to the backend if its config has a 'weights' field "
+                    "(required by siammask: SiamMask_DAVIS.pth or SiamMask_VOT.pth)"),
     "tracking_threshold": (-1.0, "score above which the target is TRACKING; negative = backend default"),
     "lost_threshold": (-1.0, "score below which the target is LOST; negative = backend default"),
     "use_compressed": (False, "subscribe to <image>/compressed (sensor_msgs/CompressedImage) instead of image"),
