@@ -13,7 +13,7 @@ from siammask_reference import network_reference, save_official_layout, tracker_
 
 from segtrack_core import Box, MaskTarget, RotatedBox, TrackState, create_tracker
 from segtrack_core.errors import ConfigError, MissingWeightsError
-from segtrack_core.geometry import mask_to_box, rotated_box_corners
+from segtrack_core.geometry import box_corners, clip_box, mask_to_box, rotated_box_corners
 from segtrack_core.trackers.siammask import crop_subwindow, make_anchors, make_window
 
 INIT_BOX = Box(313, 88, 342, 194)
@@ -78,6 +78,7 @@ def test_step_reproduces_every_stage(tracker, frames, t):
     assert maxdiff(np.r_[step.res_pos, step.res_sz], ref["res_xywh_before_clamp"]) <= 1e-3
     assert maxdiff(np.r_[tracker.pos, tracker.size], np.r_[ref["out_target_pos"], ref["out_target_sz"]]) <= 1e-3
     assert maxdiff(step.mask, ref["mask"]) <= 1e-4
+    assert maxdiff(np.r_[step.sub_box, step.back_box], np.r_[ref["sub_box"], ref["back_box"]]) <= 1e-3
     assert maxdiff(step.mask_in_img, ref["mask_in_img"]) <= 1e-4
     assert int((step.target_mask != ref["target_mask"]).sum()) <= FLIP_BOUND
     assert step.contour_area == pytest.approx(ref["max_contour_area"], abs=50)
@@ -129,6 +130,22 @@ def test_states_follow_the_score_thresholds(checkpoint, frames):
     assert not result.mask.any() and result.box is None and result.rotated_box is None
     # Reporting only: the official step still moved the target.
     assert maxdiff(lost.pos, tracker_reference()["out_target_pos"][0]) <= 1e-3
+
+
+def test_small_mask_falls_back_to_the_state_box_and_an_empty_one_is_lost(checkpoint, frames):
+    # Frame 1's back-projected mask peaks at 0.582: above 0.56 lie ~10 pixels, too few for the rectangle.
+    res_x, res_y, res_w, res_h = tracker_reference()["res_xywh_before_clamp"][0]
+    tiny = make(checkpoint, seg_thr=0.56, tracking_threshold=0.5)
+    tiny.initialize(frames[0], INIT_BOX)
+    result = tiny.track(frames[1])
+    assert result.state is TrackState.UNCERTAIN and 0 < result.mask.sum() < 50
+    expected = clip_box(Box(res_x - res_w / 2, res_y - res_h / 2, res_w, res_h), frames[1].shape[:2])
+    assert result.rotated_box.angle == 0.0
+    assert _corner_distance(result.rotated_box, box_corners(expected)) <= 1e-3
+    empty = make(checkpoint, seg_thr=0.9)
+    empty.initialize(frames[0], INIT_BOX)
+    result = empty.track(frames[1])
+    assert result.state is TrackState.LOST and not result.mask.any() and result.box is None
 
 
 def test_refuses_to_start_without_weights():

@@ -194,6 +194,8 @@ class StepRecord:
     res_pos: np.ndarray  # new position and size before the clamp
     res_sz: np.ndarray
     mask: np.ndarray  # (127, 127) refined probability at the best position
+    sub_box: np.ndarray  # the mask's square in the frame (x, y, w, h)
+    back_box: np.ndarray  # the frame in the mask's coordinates (x, y, w, h)
     mask_in_img: np.ndarray  # (H, W) float32, -1 outside the back-projected window
     target_mask: np.ndarray  # (H, W) uint8
     polygon: Optional[np.ndarray]  # (4, 2) rectangle from the mask, None when the contour is too small
@@ -297,7 +299,7 @@ class SiamMaskTracker(Tracker):
             logits = self.net.refine(out, int(row), int(col)).float()
             mask = logits.sigmoid().reshape(REFINED_SIDE, REFINED_SIDE).cpu().numpy()
         start = _lap(timings, "refine", start)
-        mask_in_img, _, _ = back_project(mask, crop_box, int(row), int(col), (height, width))
+        mask_in_img, sub_box, back_box = back_project(mask, crop_box, int(row), int(col), (height, width))
         target_mask = (mask_in_img > cfg.seg_thr).astype(np.uint8)
         polygon, area = largest_contour_box(target_mask)
         _lap(timings, "mask", start)
@@ -305,7 +307,8 @@ class SiamMaskTracker(Tracker):
         self.pos = np.array([min(max(res_pos[0], 0.0), width), min(max(res_pos[1], 0.0), height)])
         self.size = np.array([min(max(res_sz[0], 10.0), width), min(max(res_sz[1], 10.0), height)])
         return StepRecord(crop_box, x_crop, subwindow, scale_x, score, delta, penalty, pscore, best, lr,
-                          res_pos, res_sz, mask, mask_in_img, target_mask, polygon, area, timings)
+                          res_pos, res_sz, mask, sub_box, back_box, mask_in_img, target_mask, polygon, area,
+                          timings)
 
     def _track(self, frame: np.ndarray) -> TrackResult:
         start = time.perf_counter()
