@@ -108,3 +108,15 @@ def test_weights_checks_a_file_and_prints_its_sha256(capsys, checkpoint, tmp_pat
 def test_yaml_configs_hold_the_official_hyper_parameters(name, values):
     config = make_config("siammask", REPO / "config" / name)
     assert (config.penalty_k, config.window_influence, config.lr, config.seg_thr) == values
+
+
+def test_eval_and_bench_take_weights(capsys, checkpoint, mini_davis, data_root):
+    code, out, err = run_cli(capsys, "eval", mini_davis, "--format", "davis", "--sequences", "car-shadow",
+                             "--backend", "siammask", "--weights", checkpoint, "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert "siammask: davis protocol" in out and re.search(r"^  car-shadow .* 5$", out, flags=re.M), out
+    code, out, err = run_cli(capsys, "bench", "--backend", "siammask", "--weights", checkpoint, "--device", "cpu",
+                             "--frames", "2", "--warmup", "0", "--width", "427", "--height", "240",
+                             "--sequence", data_root / "davis2016" / "car-shadow")
+    assert code == 0, err
+    assert all(stage in out for stage in ("network", "refine", "end_to_end"))
