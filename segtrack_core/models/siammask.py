@@ -28,8 +28,6 @@ REFINED_SIDE = 127  # refinement module output side
 
 
 class Bottleneck(nn.Module):
-    expansion = 4
-
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None) -> None:
         super().__init__()
