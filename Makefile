@@ -23,9 +23,11 @@ track-demo: venv
 test: venv ros
 	$(PY) -m pytest -q test
 
+# The whole dev set (every layout under $(DATA)) from boxes, with CSRT on the same frames; then the
+# mask-annotated clips from their masks.
 eval: venv
-	$(VENV)/bin/segtrack eval $(DATA)/davis2016 --format davis --init box --baseline csrt --out $(OUT)/eval_davis
-	$(VENV)/bin/segtrack eval $(DATA)/vot2015 --format vot --init box --baseline csrt --out $(OUT)/eval_vot
+	$(VENV)/bin/segtrack eval $(DATA) --init box --baseline csrt --out $(OUT)/eval_box
+	$(VENV)/bin/segtrack eval $(DATA) --format davis --init mask --baseline csrt --out $(OUT)/eval_mask
 
 bench: venv
 	$(VENV)/bin/segtrack bench --sequence $(DATA)/davis2016/car-shadow --width 854 --height 480 --device cpu --baseline csrt

@@ -23,11 +23,11 @@ from .device import resolve_device
 from .errors import ConfigError, SegtrackError
 from .registry import available_backends, create_tracker, get_backend, make_config
 from .evaluation import (INIT_MODES, EvaluationReport, backend_takes_device, evaluate, make_tracker,
-                         metric_keys, tracker_config)
+                         tracker_config)
 from .geometry import mask_to_box, rotated_box_to_box, target_to_mask
 from .models.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
 from .trackers.siammask import KNOWN_CHECKPOINTS
-from .io import DataError, FrameSource, VideoWriter, default_data_root, load_davis, load_vot, read_mask, write_mask_png
+from .io import DataError, FrameSource, VideoWriter, default_data_root, discover_sequences, read_mask, write_mask_png
 from .types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .visualize import draw_overlay
 
@@ -64,13 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_backend_options(track)
 
-    ev = sub.add_parser("eval", help="score a backend on a DAVIS or VOT style dataset")
-    ev.add_argument("root", help="dataset folder with one sub-folder per sequence")
-    ev.add_argument("--format", required=True, choices=("davis", "vot"))
+    ev = sub.add_parser("eval", help="score a backend on DAVIS and VOT style sequences found under a folder")
+    ev.add_argument("root", help="folder holding sequences (at any depth up to 3): DAVIS <seq>/frames + masks, "
+                                 "VOT <seq>/imgs + groundtruth.txt")
+    ev.add_argument("--format", default="auto", choices=("auto", "davis", "vot"),
+                    help="keep only sequences of this layout (default: every layout found)")
     ev.add_argument("--init", default="box", choices=INIT_MODES,
                     help="initial target: enclosing box, mask or rotated box (default: box)")
     ev.add_argument("--baseline", help="also run this backend on the same frames and compare (e.g. csrt)")
-    ev.add_argument("--sequences", help="comma-separated sequence names (default: all)")
+    ev.add_argument("--sequences", help="comma-separated sequence names or folders relative to ROOT, "
+                                        "e.g. davis2016,boxes/boat1 (default: all)")
     ev.add_argument("--out", help="folder for results.json, sequences.csv and frames.csv")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_backend_options(ev)
@@ -215,8 +218,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
-    loader = load_davis if args.format == "davis" else load_vot
-    sequences = loader(Path(args.root), names)
+    sequences = discover_sequences(Path(args.root), names, args.format)
     trackers = {args.backend: _main_tracker(args)}
     configs = {args.backend: tracker_config(args.backend, args.config, trackers[args.backend])}
     if args.baseline and args.baseline != args.backend:
@@ -232,36 +234,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# Per protocol: the headline measure, a second measure, and whether the off-target share applies.
+_COLUMNS = {"davis": ("J", "F", False), "vot": ("IoU", "AUC", True)}
+
+
 def format_report(report: EvaluationReport) -> str:
-    keys = metric_keys(report.protocol)
-    header = f"  {'sequence':<16}" + "".join(f"{k:>11}" for k in keys)
-    lines = []
-    for results in report.results:
-        lines.append(f"{results.backend}: {report.protocol} protocol, init {report.init}")
-        lines.append(header)
-        for seq in results.sequences:
-            lines.append(_row(seq.sequence, seq.summary(), keys))
-        lines.append(_row("mean", results.summary(), keys))
-    if len(report.results) == 2:
-        main_results, base = report.results
-        diff_keys = [k for k in keys if k not in ("frames", "fps")]
-        lines.append(f"difference {main_results.backend} - {base.backend} (fps: ratio)")
-        lines.append(f"  {'sequence':<16}" + "".join(f"{k:>11}" for k in diff_keys) + f"{'fps x':>11}")
-        pairs = [(a.sequence, a.summary(), b.summary()) for a, b in zip(main_results.sequences, base.sequences)]
-        pairs.append(("mean", main_results.summary(), base.summary()))
-        for name, a, b in pairs:
-            ratio = a["fps"] / b["fps"] if b["fps"] > 0 else float("nan")
-            lines.append(f"  {name:<16}" + "".join(f"{a[k] - b[k]:>+11.3f}" for k in diff_keys) + f"{ratio:>11.2f}")
+    """One table: a row per sequence and a mean per protocol, a column group per backend, and the
+    difference of the headline measure (first backend minus second) when there are two."""
+    names = [r.backend for r in report.results]
+    compare = len(names) == 2
+    header = f"{'sequence':<24}{'metric':>7}" + "".join(f"{n[:9]:>10}" for n in names)
+    header += f"{'diff':>8}" if compare else ""
+    header += f"{'2nd':>5}" + "".join(f"{n[:9]:>10}" for n in names)
+    header += "".join(f"{'off% ' + n[:4]:>10}" for n in names) + "".join(f"{'fps ' + n[:5]:>10}" for n in names)
+    lines = [f"init {report.init}; off% = frames with box IoU < 0.1; diff = {names[0]} - {names[1]}"
+             if compare else f"init {report.init}; off% = frames with box IoU < 0.1", header]
+
+    def row(label: str, protocol: str, summaries: List[dict]) -> str:
+        main, second, has_off = _COLUMNS[protocol]
+        text = f"{label[:24]:<24}{main:>7}" + "".join(f"{s[main]:>10.3f}" for s in summaries)
+        text += f"{summaries[0][main] - summaries[1][main]:>+8.3f}" if compare else ""
+        text += f"{second:>5}" + "".join(f"{s[second]:>10.3f}" for s in summaries)
+        text += "".join(f"{100 * s['off_target']:>10.1f}" if has_off else f"{'-':>10}" for s in summaries)
+        return text + "".join(f"{s['fps']:>10.1f}" for s in summaries)
+
+    for protocol in report.protocols:
+        per_backend = [[s for s in r.sequences if s.protocol == protocol] for r in report.results]
+        for index, sequence in enumerate(per_backend[0]):
+            lines.append(row(sequence.sequence, protocol, [seqs[index].summary() for seqs in per_backend]))
+        count = len(per_backend[0])
+        lines.append(row(f"mean ({count} {protocol})", protocol, [r.summary()[protocol] for r in report.results]))
     return "\n".join(lines)
-
-
-def _row(name: str, summary: dict, keys: List[str]) -> str:
-    cells = []
-    for key in keys:
-        value = summary[key]
-        cells.append(f"{int(value):>11d}" if key in ("frames", "failures") else
-                     f"{value:>11.1f}" if key == "fps" else f"{value:>11.3f}")
-    return f"  {name:<16}" + "".join(cells)
 
 
 # --- bench ------------------------------------------------------------------------------------------

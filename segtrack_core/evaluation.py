@@ -3,11 +3,13 @@
 Protocols (see shared/data/README.md):
 - DAVIS: initialise on frame 0 from the mask, its enclosing box or its minimum-area rotated box; score
   J and F on every later frame.
-- VOT: initialise on the first frame from the polygon's enclosing box, its minimum-area rotated box or
-  the filled polygon; score the IoU of the predicted rotated box (polygon) with the ground-truth polygon,
-  bounded by the image, on every later frame, without re-initialisation. Frames with IoU 0 count as
-  failures.
-Several trackers (backend and baseline) run in lockstep on the same decoded frames.
+- VOT (box sequences): initialise on the first frame from the polygon's enclosing box, its minimum-area
+  rotated box or the filled polygon; on every later frame, without re-initialisation, score the IoU of
+  the predicted axis-aligned box with the ground truth's enclosing box (mean IoU, success AUC, share of
+  frames off target, i.e. IoU < 0.1), and the IoU of the predicted rotated box with the ground-truth
+  polygon bounded by the image (``poly_IoU``, the VOT measure). A lost target scores 0.
+One evaluation may mix both layouts; means are taken per protocol. Several trackers (backend and
+baseline) run in lockstep on the same decoded frames.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class FrameRecord:
     time: float  # seconds in track()
     j: Optional[float] = None
     f: Optional[float] = None
-    iou: Optional[float] = None
+    iou: Optional[float] = None  # axis-aligned box IoU
+    poly_iou: Optional[float] = None  # rotated box vs ground-truth polygon
 
 
 @dataclass
@@ -77,9 +80,12 @@ class SequenceResult:
             out["F"] = _mean([r.f for r in self.frames])
             out["J&F"] = (out["J"] + out["F"]) / 2.0
         else:
-            ious = [r.iou for r in self.frames if r.iou is not None]
-            out["IoU"] = _mean(ious)
-            out["failures"] = sum(1 for v in ious if v <= 0.0)
+            ious = np.array([r.iou for r in self.frames if r.iou is not None], dtype=np.float64)
+            out["IoU"] = _mean(list(ious))
+            out["AUC"] = metrics.success_auc(ious)
+            out["off_target"] = metrics.off_target_share(ious)
+            out["poly_IoU"] = _mean([r.poly_iou for r in self.frames])
+            out["failures"] = int((ious <= 0.0).sum())
         out["mean_score"] = _mean([r.score for r in self.frames])
         return out
 
@@ -90,31 +96,33 @@ class BackendResults:
     config: dict
     sequences: List[SequenceResult] = field(default_factory=list)
 
-    def summary(self) -> Dict[str, float]:
-        """Means over sequences of the per-sequence means (DAVIS/VOT convention); frames and failures
-        summed; fps = all frames / all tracking time."""
-        per_seq = [s.summary() for s in self.sequences]
-        if not per_seq:
-            return {}
-        out: Dict[str, float] = {}
-        for key in per_seq[0]:
-            values = [p[key] for p in per_seq]
-            out[key] = float(sum(values)) if key in ("frames", "failures") else _mean(values)
-        total_time = sum(r.time for s in self.sequences for r in s.frames)
-        out["fps"] = out["frames"] / total_time if total_time > 0 else 0.0
+    def summary(self) -> Dict[str, Dict[str, float]]:
+        """Per protocol: means over sequences of the per-sequence means (DAVIS/VOT convention); frames and
+        failures summed; fps = all frames / all tracking time."""
+        out: Dict[str, Dict[str, float]] = {}
+        for protocol in PROTOCOLS:
+            sequences = [s for s in self.sequences if s.protocol == protocol]
+            if not sequences:
+                continue
+            per_seq = [s.summary() for s in sequences]
+            merged: Dict[str, float] = {}
+            for key in per_seq[0]:
+                values = [p[key] for p in per_seq]
+                merged[key] = float(sum(values)) if key in ("frames", "failures") else _mean(values)
+            total_time = sum(r.time for s in sequences for r in s.frames)
+            merged["fps"] = merged["frames"] / total_time if total_time > 0 else 0.0
+            out[protocol] = merged
         return out
 
 
 @dataclass
 class EvaluationReport:
-    protocol: str
     init: str
     root: str
     results: List[BackendResults]
 
     def to_dict(self) -> dict:
         return {
-            "protocol": self.protocol,
             "init": self.init,
             "root": self.root,
             "backends": [
@@ -138,17 +146,18 @@ class EvaluationReport:
         out.mkdir(parents=True, exist_ok=True)
         json_path = out / "results.json"
         json_path.write_text(json.dumps(_nan_to_none(self.to_dict()), indent=2, allow_nan=False))
-        keys = metric_keys(self.protocol)
+        keys = [k for protocol in self.protocols for k in metric_keys(protocol) if k not in ("fps", "frames")]
+        keys = list(dict.fromkeys(keys)) + ["fps", "frames"]
         seq_path = out / "sequences.csv"
         with seq_path.open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["backend", "sequence", *keys])
+            writer.writerow(["backend", "protocol", "sequence", *keys])
             for r in self.results:
                 for s in r.sequences:
                     summary = s.summary()
-                    writer.writerow([r.backend, s.sequence, *(_fmt(summary[k]) for k in keys)])
-                summary = r.summary()
-                writer.writerow([r.backend, "mean", *(_fmt(summary[k]) for k in keys)])
+                    writer.writerow([r.backend, s.protocol, s.sequence, *(_fmt(summary.get(k, "")) for k in keys)])
+                for protocol, summary in r.summary().items():
+                    writer.writerow([r.backend, protocol, "mean", *(_fmt(summary.get(k, "")) for k in keys)])
         frames_path = out / "frames.csv"
         with frames_path.open("w", newline="") as fh:
             writer = csv.writer(fh)
@@ -161,10 +170,16 @@ class EvaluationReport:
         return [json_path, seq_path, frames_path]
 
 
+    @property
+    def protocols(self) -> List[str]:
+        present = {s.protocol for r in self.results for s in r.sequences}
+        return [p for p in PROTOCOLS if p in present]
+
+
 def metric_keys(protocol: str) -> List[str]:
     if protocol == "davis":
         return ["J", "F", "J&F", "mean_score", "fps", "frames"]
-    return ["IoU", "failures", "mean_score", "fps", "frames"]
+    return ["IoU", "AUC", "off_target", "poly_IoU", "failures", "mean_score", "fps", "frames"]
 
 
 def davis_init_target(mask: np.ndarray, init: str) -> Target:
@@ -231,8 +246,10 @@ def evaluate_sequence(sequence: Union[DavisSequence, VotSequence], trackers: Dic
                 record.f = metrics.contour_accuracy(result.mask, gt_mask)
             elif np.all(np.isfinite(gt_polygon)):
                 polygon = predicted_polygon(result)
-                record.iou = 0.0 if polygon is None else metrics.polygon_iou(
+                record.poly_iou = 0.0 if polygon is None else metrics.polygon_iou(
                     polygon, gt_polygon, bounds=(shape[1], shape[0]))
+                record.iou = 0.0 if result.box is None else metrics.box_iou(
+                    result.box.as_tuple(), polygon_to_box(gt_polygon).as_tuple())
             results[name].frames.append(record)
         if on_frame is not None:
             on_frame()
@@ -245,14 +262,13 @@ def evaluate(sequences: Sequence[Union[DavisSequence, VotSequence]], trackers: D
              init: str = "box", root: str = "", configs: Optional[Dict[str, dict]] = None,
              on_frame: Optional[Callable[[], None]] = None) -> EvaluationReport:
     """Evaluate every tracker on every sequence; ``trackers`` keeps its order in the report."""
-    protocol = "davis" if isinstance(sequences[0], DavisSequence) else "vot"
     configs = configs or {}
     by_backend = {name: BackendResults(name, configs.get(name, {})) for name in trackers}
     for sequence in sequences:
         log.info("evaluating %s", sequence.name)
         for name, result in evaluate_sequence(sequence, trackers, init, on_frame).items():
             by_backend[name].sequences.append(result)
-    return EvaluationReport(protocol, init, root, list(by_backend.values()))
+    return EvaluationReport(init, root, list(by_backend.values()))
 
 
 def tracker_config(name: str, config: Union[None, str, Path, dict], tracker: Tracker) -> dict:

@@ -252,6 +252,59 @@ def load_vot(root: str | os.PathLike, names: Optional[Sequence[str]] = None) -> 
     return sequences
 
 
+def _is_davis_dir(path: Path) -> bool:
+    return (path / "frames").is_dir() and (path / "masks").is_dir()
+
+
+def _is_vot_dir(path: Path) -> bool:
+    return (path / "groundtruth.txt").is_file() and any((path / d).is_dir() for d in ("imgs", "color"))
+
+
+def discover_sequences(root: str | os.PathLike, names: Optional[Sequence[str]] = None, layout: str = "auto",
+                       max_depth: int = 3) -> List[DavisSequence | VotSequence]:
+    """Every sequence below ``root`` whatever its layout, named by its path relative to ``root``.
+
+    A folder with frames/ and masks/ is a DAVIS sequence (masks win over a groundtruth.txt beside
+    them); one with groundtruth.txt and imgs/ (or color/) a VOT sequence. ``layout`` = davis or vot
+    keeps one kind. ``names`` keeps the sequences whose relative name equals, or starts with the folder
+    path of, one of them (``boxes`` keeps every boxes/* sequence).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder not found: {root}")
+    if layout not in ("auto", "davis", "vot"):
+        raise DataError(f"layout must be auto, davis or vot, got {layout!r}")
+    found: List[tuple[str, Path, str]] = []
+
+    def visit(folder: Path, depth: int) -> None:
+        kind = "davis" if _is_davis_dir(folder) else "vot" if _is_vot_dir(folder) else None
+        if kind is not None:
+            if layout in ("auto", kind):
+                found.append((folder.relative_to(root).as_posix() if folder != root else folder.name, folder, kind))
+            return
+        if depth < max_depth:
+            for child in sorted(d for d in folder.iterdir() if d.is_dir()):
+                visit(child, depth + 1)
+
+    visit(root, 0)
+    if names:
+        wanted = [n.strip("/") for n in names]
+        unmatched = [w for w in wanted if not any(name == w or name.startswith(w + "/") for name, _, _ in found)]
+        if unmatched:
+            raise DataError(f"sequence(s) not found in {root}: {', '.join(unmatched)}")
+        found = [f for f in found if any(f[0] == w or f[0].startswith(w + "/") for w in wanted)]
+    if not found:
+        raise DataError(f"no sequences (<seq>/frames + <seq>/masks, or <seq>/imgs + <seq>/groundtruth.txt) "
+                        f"in {root}")
+    sequences: List[DavisSequence | VotSequence] = []
+    for name, folder, kind in found:
+        loader = load_davis if kind == "davis" else load_vot
+        (sequence,) = loader(folder.parent, [folder.name])
+        sequence.name = name
+        sequences.append(sequence)
+    return sequences
+
+
 def default_data_root() -> Path:
     """$SEGTRACK_DATA, else the shared data folder beside the repository (<repo>/../shared/data)."""
     env = os.environ.get("SEGTRACK_DATA")

@@ -169,3 +169,31 @@ def _as_bool_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndar
     if pred.shape != gt.shape or pred.ndim != 2:
         raise ValueError(f"masks must be 2-D and the same size, got {pred.shape} and {gt.shape}")
     return pred != 0, gt != 0
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """IoU of two axis-aligned boxes given as (x, y, w, h); 0 when the union has no area."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)  # 0, 0.05, ..., 1
+OFF_TARGET_IOU = 0.1
+
+
+def success_auc(ious: np.ndarray) -> float:
+    """Area under the success curve: the mean over IoU thresholds 0, 0.05, ..., 1 of the share of frames
+    whose IoU exceeds the threshold (OTB convention)."""
+    ious = np.asarray(ious, dtype=np.float64)
+    if ious.size == 0:
+        return float("nan")
+    return float(np.mean([(ious > t).mean() for t in SUCCESS_THRESHOLDS]))
+
+
+def off_target_share(ious: np.ndarray) -> float:
+    """Share of frames whose IoU is below ``OFF_TARGET_IOU`` (target lost or a wrong object followed)."""
+    ious = np.asarray(ious, dtype=np.float64)
+    return float((ious < OFF_TARGET_IOU).mean()) if ious.size else float("nan")

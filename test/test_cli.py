@@ -78,7 +78,7 @@ def test_track_from_a_box_and_from_a_mask(capsys, car_frames):
     (["track", "{frames}", "--box", "1,2,3,4", "--backend", "no-such-backend"], "unknown tracker backend"),
     (["track", "{frames}", "--box", "1,2,3,4", "--backend", "csrt", "--config", "{bad_config}"], "unknown key"),
     (["eval", "/no/such/root", "--format", "davis", "--backend", "csrt"], "not found"),
-    (["eval", "{davis}", "--format", "vot", "--backend", "csrt"], "no VOT sequences"),
+    (["eval", "{davis}", "--format", "vot", "--backend", "csrt"], "no sequences"),
     (["eval", "{davis}", "--format", "davis", "--sequences", "nope", "--backend", "csrt"], "not found"),
     (["bench", "--sequence", "/no/such/seq", "--backend", "csrt"], "not found"),
 ])
@@ -104,15 +104,16 @@ def test_eval_davis_prints_and_saves_j_and_f_with_a_baseline(capsys, mini_davis,
     code, out, err = run_cli(capsys, "eval", str(mini_davis), "--format", "davis", "--init", "box",
                              "--backend", "csrt", "--baseline", BASELINE, "--out", str(tmp_path), "--no-progress")
     assert code == 0, err
-    assert "blackswan" in out and "car-shadow" in out and f"difference csrt - {BASELINE}" in out
+    assert "blackswan" in out and "car-shadow" in out and f"diff = csrt - {BASELINE}" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert [b["backend"] for b in results["backends"]] == ["csrt", BASELINE]
     for backend in results["backends"]:
-        assert 0.2 < backend["summary"]["J"] <= 1 and 0 <= backend["summary"]["F"] <= 1
-        assert backend["summary"]["frames"] == 10  # frames 1..5 of two sequences
+        summary = backend["summary"]["davis"]
+        assert 0.2 < summary["J"] <= 1 and 0 <= summary["F"] <= 1
+        assert summary["frames"] == 10  # frames 1..5 of two sequences
         assert len(backend["sequences"][0]["frames"]) == 5
     rows = (tmp_path / "sequences.csv").read_text().splitlines()
-    assert rows[0].startswith("backend,sequence,J,F") and len(rows) == 1 + 2 * 3
+    assert rows[0].startswith("backend,protocol,sequence,J,F") and len(rows) == 1 + 2 * 3
     assert (tmp_path / "frames.csv").read_text().count("\n") == 1 + 20
 
 
@@ -120,9 +121,27 @@ def test_eval_vot_reports_iou_and_failures(capsys, mini_vot, tmp_path):
     code, out, err = run_cli(capsys, "eval", str(mini_vot), "--format", "vot", "--init", "rotated",
                              "--backend", "csrt", "--out", str(tmp_path), "--no-progress")
     assert code == 0, err
-    assert "IoU" in out and "failures" in out
-    summary = json.loads((tmp_path / "results.json").read_text())["backends"][0]["summary"]
+    assert "IoU" in out and "AUC" in out and "off%" in out
+    summary = json.loads((tmp_path / "results.json").read_text())["backends"][0]["summary"]["vot"]
     assert 0.2 < summary["IoU"] <= 1 and summary["failures"] == 0 and summary["frames"] == 7
+    assert 0 < summary["AUC"] <= 1 and summary["off_target"] == 0 and 0.2 < summary["poly_IoU"] <= 1
+
+
+def test_eval_covers_every_layout_in_one_run(capsys, mini_davis, mini_vot, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "masks_set").symlink_to(mini_davis)
+    (root / "boxes_set").symlink_to(mini_vot)
+    code, out, err = run_cli(capsys, "eval", str(root), "--backend", "csrt", "--out", str(tmp_path / "out"),
+                             "--no-progress")
+    assert code == 0, err
+    assert "masks_set/car-shadow" in out and "boxes_set/" in out
+    assert "mean (2 davis)" in out and "mean (1 vot)" in out
+    summary = json.loads((tmp_path / "out" / "results.json").read_text())["backends"][0]["summary"]
+    assert set(summary) == {"davis", "vot"}
+    code, out, err = run_cli(capsys, "eval", str(root), "--backend", "csrt", "--sequences", "boxes_set",
+                             "--no-progress")
+    assert code == 0 and "masks_set" not in out and "boxes_set/" in out
 
 
 def test_bench_prints_latency_and_fps_ratio(capsys, mini_davis):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segtrack_core.metrics import (boundary_map, boundary_tolerance, contour_accuracy, disk, polygon_area,
-                                   polygon_iou, region_similarity)
+                                   box_iou, off_target_share, polygon_iou, region_similarity, success_auc)
 
 
 def rect_mask(shape, y0, y1, x0, x1):
@@ -136,3 +136,15 @@ def test_iou_with_a_non_convex_polygon():
 def test_iou_of_undefined_or_degenerate_polygons_is_zero():
     assert polygon_iou(np.full(8, np.nan), square(0, 0, 1)) == 0.0
     assert polygon_iou(np.zeros(8), np.zeros(8)) == 0.0
+
+
+def test_box_iou_success_auc_and_off_target_share():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+    # thresholds 0, 0.05, ..., 1: IoU 1 clears 20 of 21 (not "> 1"), IoU 0 clears none
+    assert success_auc(np.array([1.0])) == pytest.approx(20 / 21)
+    assert success_auc(np.array([0.0])) == 0.0
+    assert success_auc(np.array([0.5, 0.0])) == pytest.approx(0.5 * 10 / 21)
+    assert off_target_share(np.array([0.0, 0.05, 0.1, 0.9])) == pytest.approx(0.5)
