@@ -86,6 +86,9 @@ class TrackResult:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
+MIN_FRAME_SIDE = 16  # backends downscale windows of the frame; thinner frames round sides to 0 pixels
+
+
 def validate_frame(frame: object, expected_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
     """Return ``frame`` if it is an HxWx3 uint8 array (of size ``expected_shape`` if given), else raise."""
     if not isinstance(frame, np.ndarray):
@@ -94,8 +97,9 @@ def validate_frame(frame: object, expected_shape: Optional[tuple[int, int]] = No
         raise InvalidFrameError(f"frame must be uint8, got dtype {frame.dtype}")
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise InvalidFrameError(f"frame must be HxWx3 (BGR), got shape {frame.shape}")
-    if frame.shape[0] < 8 or frame.shape[1] < 8:
-        raise InvalidFrameError(f"frame is too small: {frame.shape[1]}x{frame.shape[0]}")
+    if frame.shape[0] < MIN_FRAME_SIDE or frame.shape[1] < MIN_FRAME_SIDE:
+        raise InvalidFrameError(f"frame is too small: {frame.shape[1]}x{frame.shape[0]} "
+                                f"(each side must be at least {MIN_FRAME_SIDE} pixels)")
     if expected_shape is not None and frame.shape[:2] != tuple(expected_shape):
         raise InvalidFrameError(
             f"frame size changed from {expected_shape[1]}x{expected_shape[0]} "

@@ -172,3 +172,33 @@ def test_float16_box_fields_are_used_as_floats(tracker, scene):
     tracker.initialize(scene, half)
     tracker.initialize(scene, st.RotatedBox(*(np.float16(v) for v in (150, 105, 60, 50, 0.1))))
     assert tracker.track(scene).mask.shape == scene.shape[:2]
+
+
+@pytest.mark.parametrize("shape", [(8, 4000, 3), (4000, 8, 3)])
+def test_too_thin_frames_are_refused_and_keep_the_target(tracker, scene, shape):
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    thin = np.random.default_rng(2).integers(0, 255, shape, dtype=np.uint8)
+    with pytest.raises(InvalidFrameError, match="too small"):
+        tracker.initialize(thin, st.Box(0, 0, shape[1], shape[0]))
+    assert tracker.track(scene).state is not st.TrackState.LOST
+
+
+@pytest.mark.parametrize("shape", [(16, 4000, 3), (4000, 16, 3)])
+def test_full_frame_box_in_a_very_wide_or_tall_frame_works_or_is_refused(tracker, scene, shape):
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    thin = np.random.default_rng(3).integers(0, 255, shape, dtype=np.uint8)
+    try:
+        tracker.initialize(thin, st.Box(0, 0, shape[1], shape[0]))
+    except InvalidTargetError:
+        assert tracker.track(scene).state is not st.TrackState.LOST  # refused: the old target is kept
+    else:
+        assert tracker.track(thin).mask.shape == shape[:2]
+
+
+def test_a_backend_refusing_a_target_keeps_the_current_one(scene, monkeypatch):
+    tracker = st.create_tracker("csrt")
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    with pytest.raises(InvalidTargetError, match="CSRT cannot track"):
+        tracker.initialize(scene, st.Box(0, 100, 320, 5))  # too thin for CSRT's filters
+    result = tracker.track(scene)
+    assert result.state is st.TrackState.TRACKING and abs(result.box.center[0] - 150) < 10
