@@ -86,9 +86,10 @@ class FrameRing(Generic[T]):
         with self._lock:
             self._frames.append((stamp_ns, frame))
 
-    def newest(self) -> Optional[Tuple[int, T]]:
+    def newest_first(self) -> list[Tuple[int, T]]:
+        """(stamp, frame) pairs from the newest to the oldest."""
         with self._lock:
-            return self._frames[-1] if self._frames else None
+            return list(reversed(self._frames))
 
     def find(self, stamp_ns: int) -> Optional[T]:
         with self._lock:

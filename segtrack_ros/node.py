@@ -332,13 +332,9 @@ class SegtrackNode(LifecycleNode):
                 span = ring.stamp_range()
                 held = f"buffered stamps span {span[0]}..{span[1]} ns" if span else "no frame buffered yet"
                 raise TargetRequestError(f"no buffered frame has stamp {stamp_ns} ns ({held})")
+            image = frame.to_bgr()
         else:
-            newest = ring.newest()
-            if newest is None:
-                raise TargetRequestError(f"no image received yet on {self._image_topic}; "
-                                         "set_target needs a frame to initialise on")
-            stamp_ns, frame = newest
-        image = frame.to_bgr()
+            stamp_ns, image = self._newest_decodable(ring)
         target = messages.target_from_request(request, image)
         self._tracker.initialize(image, target)
         self._target_id += 1
@@ -346,6 +342,20 @@ class SegtrackNode(LifecycleNode):
         with self._stats_lock:
             self._stats.state = "initialized"
         return self._target_id
+
+    def _newest_decodable(self, ring: FrameRing) -> tuple[int, np.ndarray]:
+        """(stamp, BGR image) of the newest buffered frame that converts; a broken newest frame is skipped."""
+        error = None
+        for stamp_ns, frame in ring.newest_first():
+            try:
+                return stamp_ns, frame.to_bgr()
+            except SegtrackError as exc:
+                error = error or exc
+        if error is not None:
+            raise TargetRequestError(f"none of the buffered frames from {self._image_topic} is usable "
+                                     f"(newest: {error}); set_target needs a frame to initialise on")
+        raise TargetRequestError(f"no image received yet on {self._image_topic}; "
+                                 "set_target needs a frame to initialise on")
 
     def _reset(self) -> None:
         self._tracker.reset()

@@ -54,10 +54,10 @@ def test_close_fails_pending_and_later_commands():
 
 def test_ring_keeps_the_last_frames_by_stamp():
     ring = FrameRing(3)
-    assert ring.newest() is None and ring.stamp_range() is None
+    assert ring.newest_first() == [] and ring.stamp_range() is None
     for stamp in (10, 20, 30, 40):
         ring.append(stamp, f"f{stamp}")
-    assert ring.newest() == (40, "f40")
+    assert ring.newest_first() == [(40, "f40"), (30, "f30"), (20, "f20")]
     assert ring.find(20) == "f20" and ring.find(10) is None and ring.find(25) is None
     assert ring.stamp_range() == (20, 40)
     with pytest.raises(ValueError):

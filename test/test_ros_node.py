@@ -281,6 +281,22 @@ def test_bad_set_target_requests_fail_clearly(client, sequence):
     assert outputs is not None and outputs[0].has_box
 
 
+def test_set_target_without_stamp_skips_an_undecodable_newest_frame(client, sequence):
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    broken = client.image_message(frames[1])
+    broken.encoding = "bayer_grbg8"
+    client.publish_frame(frames[1])
+    time.sleep(0.3)
+    client.publish(broken)
+    time.sleep(0.3)
+    # The newest frame cannot be converted: the target goes on the newest one that can.
+    response = client.set_box(*box_of(masks[1]))
+    assert response.success, response.message
+    outputs = client.track_frame(frames[2])
+    assert outputs is not None and outputs[0].target_id == response.target_id and outputs[0].has_box
+
+
 def test_image_subscription_uses_sensor_data_qos(client):
     from rclpy.qos import ReliabilityPolicy
 
