@@ -48,6 +48,11 @@ from .parameters import NODE_NAME, PARAMETERS, backend_overrides
 WORKER_JOIN_TIMEOUT_S = 10.0
 LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+# A frame older than the target's frame by more than this is a clock jump (clock reset, bag loop, a target
+# set on a future-stamped frame), not a frame that was in flight when the target was set.
+STAMP_JUMP_NS = 1_000_000_000
+# Stamps further ahead of this node's clock than this are reported (unsynchronised camera clock).
+FUTURE_STAMP_NS = 1_000_000_000
 
 
 class InputFrame(NamedTuple):
@@ -79,6 +84,9 @@ class Stats:
 
     processed: int = 0
     bad_frames: int = 0
+    future_stamped: int = 0  # frames stamped more than FUTURE_STAMP_NS ahead of the node's clock
+    stamp_jumps: int = 0  # stamps that went back by more than STAMP_JUMP_NS; tracking went on
+    out_of_order: int = 0  # frames just older than the target's frame, skipped
     state: str = "no target"
     # Recent per-frame times (ms): stamp -> publish, tracker, stamp -> image callback (transport),
     # callback -> worker start (mailbox wait), worker time outside the tracker (node processing).
@@ -124,7 +132,7 @@ class SegtrackNode(LifecycleNode):
         self._enabled = True
         self._stats = Stats()
         self._stats_lock = threading.Lock()
-        self._last_diagnostics = (time.monotonic(), 0)
+        self._last_diagnostics = (time.monotonic(), 0, 0, 0)
         self._mask_writer = messages.MaskImageWriter()
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -149,7 +157,7 @@ class SegtrackNode(LifecycleNode):
         self._target_id = 0
         self._init_stamp_ns = None
         self._stats = Stats()
-        self._last_diagnostics = (time.monotonic(), 0)
+        self._last_diagnostics = (time.monotonic(), 0, 0, 0)
 
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.depth"],
                              reliability=ReliabilityPolicy.RELIABLE)
@@ -367,13 +375,31 @@ class SegtrackNode(LifecycleNode):
         self._enabled = enabled
 
     def _process(self, frame: InputFrame) -> None:
+        started_ns = time.time_ns()
+        stamp_ns = frame.stamp_ns
+        ahead_ns = stamp_ns - self.get_clock().now().nanoseconds
+        if ahead_ns > FUTURE_STAMP_NS:
+            with self._stats_lock:
+                self._stats.future_stamped += 1
+            self.get_logger().warning(f"image stamped {ahead_ns * 1e-9:.3f} s ahead of this node's clock "
+                                      "(camera clock not synchronised?); tracking it anyway",
+                                      throttle_duration_sec=LOG_THROTTLE_S)
         tracker = self._tracker
         if not self._enabled or tracker is None or not tracker.initialized:
             return
-        started_ns = time.time_ns()
-        stamp_ns = frame.stamp_ns
-        if self._init_stamp_ns is not None and stamp_ns < self._init_stamp_ns:
-            return  # older than the frame the target was set on
+        init_stamp_ns = self._init_stamp_ns
+        if init_stamp_ns is not None and stamp_ns < init_stamp_ns:
+            if init_stamp_ns - stamp_ns <= STAMP_JUMP_NS:
+                with self._stats_lock:
+                    self._stats.out_of_order += 1
+                return  # was in flight when the target was set on a newer frame
+            with self._stats_lock:
+                self._stats.stamp_jumps += 1
+            self.get_logger().warning(
+                f"image stamps jumped back {(init_stamp_ns - stamp_ns) * 1e-9:.3f} s before the frame the target "
+                "was set on (clock reset, bag loop or a future-stamped frame); tracking goes on from this frame",
+                throttle_duration_sec=LOG_THROTTLE_S)
+            self._init_stamp_ns = None
         try:
             image = frame.to_bgr()
         except SegtrackError as exc:
@@ -422,18 +448,21 @@ class SegtrackNode(LifecycleNode):
         with self._stats_lock:
             stats = self._stats
             processed, bad, state = stats.processed, stats.bad_frames, stats.state
+            future, jumps, out_of_order = stats.future_stamped, stats.stamp_jumps, stats.out_of_order
             medians = {name: statistics.median(values) if values else None
                        for name, values in stats.samples.items()}
-        last_time, last_processed = self._last_diagnostics
-        self._last_diagnostics = (now, processed)
+        last_time, last_processed, last_future, last_jumps = self._last_diagnostics
+        self._last_diagnostics = (now, processed, future, jumps)
         fps = (processed - last_processed) / max(now - last_time, 1e-6)
         if mailbox is None:
             state = "inactive"
         elif not self._enabled:
             state = "disabled"
         status = DiagnosticStatus(name=f"segtrack: {self.get_fully_qualified_name()}", hardware_id=self._device)
-        if mailbox is None or state == TrackState.LOST.value:
-            status.level, status.message = DiagnosticStatus.WARN, state
+        stamp_trouble = [what for what, new in (("images stamped in the future", future > last_future),
+                                                 ("image stamps jumped back", jumps > last_jumps)) if new]
+        if mailbox is None or state == TrackState.LOST.value or stamp_trouble:
+            status.level, status.message = DiagnosticStatus.WARN, "; ".join([state] + stamp_trouble)
         else:
             status.level, status.message = DiagnosticStatus.OK, state
         values = {
@@ -447,6 +476,9 @@ class SegtrackNode(LifecycleNode):
             "frames_processed": processed,
             "frames_dropped": mailbox.dropped if mailbox else 0,
             "bad_frames": bad,
+            "future_stamped_frames": future,
+            "stamp_jumps": jumps,
+            "out_of_order_frames": out_of_order,
             "image_topic": self._image_topic,
         }
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

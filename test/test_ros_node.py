@@ -297,6 +297,30 @@ def test_set_target_without_stamp_skips_an_undecodable_newest_frame(client, sequ
     assert outputs is not None and outputs[0].target_id == response.target_id and outputs[0].has_box
 
 
+def test_a_target_set_on_a_future_stamped_frame_does_not_stop_tracking(node_and_client, client, sequence):
+    from segtrack_ros.client import diagnostic_value
+
+    node, _ = node_and_client
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    future = time.time_ns() + 3600 * 10**9  # a camera clock an hour ahead, for one frame
+    client.publish_frame(frames[1], stamp=future)
+    time.sleep(0.3)
+    response = client.set_box(*box_of(masks[1]), stamp=future)
+    assert response.success, response.message
+    # Frames stamped now are an hour older than the target's frame: a clock jump, tracked and reported.
+    for frame in frames[2:4]:
+        outputs = client.track_frame(frame)
+        assert outputs is not None and outputs[0].target_id == response.target_id, node.log()
+
+    def reported(r):
+        return any(diagnostic_value(m, "future_stamped_frames") not in (None, "0")
+                   and diagnostic_value(m, "stamp_jumps") not in (None, "0") for _, m in r.diagnostics)
+
+    assert client.wait_for(reported, 3)
+    assert "ahead of this node's clock" in node.log() and "jumped back" in node.log()
+
+
 def test_image_subscription_uses_sensor_data_qos(client):
     from rclpy.qos import ReliabilityPolicy
 
