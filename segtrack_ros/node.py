@@ -104,6 +104,15 @@ def qos_profile(reliability: str, depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
+def service_qos_profile(depth: int) -> QoSProfile:
+    """The services' default QoS with a request queue of ``depth`` (rclpy's default of 10 drops the 11th
+    concurrent call)."""
+    if depth < 1:
+        raise ConfigError(f"service_queue_depth must be at least 1, got {depth}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
 class SegtrackNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -141,6 +150,7 @@ class SegtrackNode(LifecycleNode):
         params = {name: self.get_parameter(name).value for name in PARAMETERS}
         try:
             self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
+            service_qos = service_qos_profile(params["service_queue_depth"])
             self._ring = FrameRing(params["frame_buffer_size"])
             backend = params["backend"]
             overrides = backend_overrides(backend, params, self.get_logger().warning)
@@ -168,9 +178,10 @@ class SegtrackNode(LifecycleNode):
                            if params["publish_debug_image"] else None)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._tracker_services = [
-            self.create_service(SetTarget, "~/set_target", self._on_set_target, callback_group=self._service_group),
-            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group),
-            self.create_service(SetBool, "~/enable", self._on_enable, callback_group=self._service_group),
+            self.create_service(kind, name, callback, qos_profile=service_qos, callback_group=self._service_group)
+            for kind, name, callback in ((SetTarget, "~/set_target", self._on_set_target),
+                                         (Trigger, "~/reset", self._on_reset),
+                                         (SetBool, "~/enable", self._on_enable))
         ]
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(f"configured: backend {params['backend']} on {self._device}")

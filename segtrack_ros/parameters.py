@@ -24,6 +24,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "autostart": (True, "configure and activate at startup instead of waiting for lifecycle transitions"),
     "qos.reliability": ("best_effort", "image subscription reliability: best_effort (SensorDataQoS) or reliable"),
     "qos.depth": (5, "image subscription queue depth (keep last)"),
+    "service_queue_depth": (100, "requests each service (set_target, reset, enable) queues while the node is "
+                                 "busy; DDS drops calls beyond it"),
 }
 # Node parameters forwarded to the backend config when it has a field of that name.
 BACKEND_KEYS = ("device", "half", "weights", "tracking_threshold", "lost_threshold")

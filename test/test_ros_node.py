@@ -321,6 +321,36 @@ def test_a_target_set_on_a_future_stamped_frame_does_not_stop_tracking(node_and_
     assert "ahead of this node's clock" in node.log() and "jumped back" in node.log()
 
 
+def test_fifty_concurrent_service_calls_are_all_answered(client, sequence):
+    import threading
+
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from segtrack.srv import SetTarget
+    from std_srvs.srv import SetBool
+
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    # The caller's own response queue must hold 50 answers too; the node's request queue is under test.
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    set_target = client.node.create_client(SetTarget, f"{client.prefix}/set_target", qos_profile=qos)
+    enable = client.node.create_client(SetBool, f"{client.prefix}/enable", qos_profile=qos)
+    assert set_target.wait_for_service(timeout_sec=10) and enable.wait_for_service(timeout_sec=10)
+    x, y, w, h = box_of(masks[0])
+    request = SetTarget.Request(type=SetTarget.Request.TYPE_BOX)
+    request.box.center.position.x, request.box.center.position.y = x + w / 2, y + h / 2
+    request.box.size_x, request.box.size_y = w, h
+    answered = threading.Semaphore(0)
+    futures = [set_target.call_async(request) if i % 2 else enable.call_async(SetBool.Request(data=True))
+               for i in range(50)]
+    for future in futures:
+        future.add_done_callback(lambda _: answered.release())
+    deadline = time.monotonic() + 30
+    got = sum(answered.acquire(timeout=max(deadline - time.monotonic(), 0)) for _ in futures)
+    assert got == 50, f"{50 - got} of 50 concurrent calls were never answered"
+    assert all(f.result().success for f in futures)
+    assert len({f.result().target_id for f in futures[1::2]}) == 25  # each set_target was served
+
+
 def test_image_subscription_uses_sensor_data_qos(client):
     from rclpy.qos import ReliabilityPolicy
 
