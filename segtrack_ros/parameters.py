@@ -27,6 +27,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "service_queue_depth": (100, "requests each service (set_target, reset, enable) queues while the node is "
                                  "busy; DDS drops calls beyond it"),
 }
+# Launch arguments of launch/tracker.launch.py that set the node parameter of the same name. Their default
+# is "" (not given): only what the user gives overrides the params file.
+LAUNCH_OVERRIDES = ("backend", "device", "use_compressed")
 # Node parameters forwarded to the backend config when it has a field of that name.
 BACKEND_KEYS = ("device", "half", "weights", "tracking_threshold", "lost_threshold")
 
@@ -48,4 +51,21 @@ def backend_overrides(backend: str, values: dict[str, Any], warn: Callable[[str]
             overrides[key] = value
         else:
             warn(f"parameter {key}={value!r} ignored: backend {backend!r} has no such setting")
+    return overrides
+
+
+def launch_overrides(arguments: dict[str, str]) -> dict[str, Any]:
+    """Node parameters for the LAUNCH_OVERRIDES arguments the user gave (non-empty text), typed like the
+    parameter's default; raises ValueError for a boolean that is not true/false."""
+    overrides: dict[str, Any] = {}
+    for name in LAUNCH_OVERRIDES:
+        text = arguments.get(name, "").strip()
+        if not text:
+            continue
+        if isinstance(PARAMETERS[name][0], bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
+            overrides[name] = text.lower() == "true"
+        else:
+            overrides[name] = text
     return overrides
