@@ -22,9 +22,11 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
@@ -177,6 +179,8 @@ class TrackerClient:
         self.set_target_client = self.node.create_client(SetTarget, f"{self.prefix}/set_target")
         self.reset_client = self.node.create_client(Trigger, f"{self.prefix}/reset")
         self.enable_client = self.node.create_client(SetBool, f"{self.prefix}/enable")
+        self.set_parameters_client = self.node.create_client(SetParameters, f"{self.prefix}/set_parameters")
+        self.get_parameters_client = self.node.create_client(GetParameters, f"{self.prefix}/get_parameters")
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spinner = threading.Thread(target=self._spin, daemon=True)
@@ -332,6 +336,17 @@ class TrackerClient:
 
     def enable(self, enabled: bool) -> Any:
         return self.call(self.enable_client, SetBool.Request(data=enabled))
+
+    def set_parameters(self, **values: Any) -> list:
+        """Set node parameters one by one, as `ros2 param set` does (dots in names as __: qos__depth);
+        returns each rcl_interfaces/SetParametersResult."""
+        request = SetParameters.Request(parameters=[Parameter(name.replace("__", "."), value=value).to_parameter_msg()
+                                                    for name, value in values.items()])
+        return list(self.call(self.set_parameters_client, request).results)
+
+    def get_parameters(self, *names: str) -> dict[str, Any]:
+        response = self.call(self.get_parameters_client, GetParameters.Request(names=list(names)))
+        return {name: parameter_value_to_python(value) for name, value in zip(names, response.values)}
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)

@@ -21,11 +21,12 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CompressedImage, Image
@@ -37,13 +38,15 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core import SegtrackError, TrackResult, TrackState, create_tracker
 from segtrack_core.errors import ConfigError, InvalidFrameError
+from segtrack_core.registry import get_backend, make_config
 from segtrack_core.visualize import draw_overlay
 
 from . import messages
 from .cdr import parse_image
 from .frame_buffer import FrameRing, Mailbox
 from .image_conversion import compressed_to_bgr, image_msg_to_bgr
-from .parameters import NODE_NAME, PARAMETERS, backend_overrides
+from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMETERS, THRESHOLDS, backend_overrides,
+                         parameter_error)
 
 WORKER_JOIN_TIMEOUT_S = 10.0
 LOG_THROTTLE_S = 5.0
@@ -117,7 +120,13 @@ class SegtrackNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+            when = ("applied at once" if name in LIVE_PARAMETERS else
+                    "read at start" if name in STARTUP_PARAMETERS else "read at configure")
+            self.declare_parameter(name, default, ParameterDescriptor(
+                description=f"{description} [{when}]", read_only=name in STARTUP_PARAMETERS))
+        # ros2 param set: every change is validated, then applied at once or refused with the reason.
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
         # A service coroutine awaiting the worker keeps its callback group busy: each kind of callback
         # gets its own group so images, the wake-up below and other requests still get through.
         self._image_group = MutuallyExclusiveCallbackGroup()
@@ -139,6 +148,8 @@ class SegtrackNode(LifecycleNode):
         self._target_id = 0
         self._init_stamp_ns: Optional[int] = None
         self._enabled = True
+        self._debug_enabled = True
+        self._threshold_defaults: dict[str, float] = {}
         self._stats = Stats()
         self._stats_lock = threading.Lock()
         self._last_diagnostics = (time.monotonic(), 0, 0, 0)
@@ -149,6 +160,10 @@ class SegtrackNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = {name: self.get_parameter(name).value for name in PARAMETERS}
         try:
+            for name, value in params.items():  # values given at start never went through _check_parameters
+                error = parameter_error(name, value)
+                if error:
+                    raise ConfigError(error)
             self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
             service_qos = service_qos_profile(params["service_queue_depth"])
             self._ring = FrameRing(params["frame_buffer_size"])
@@ -156,6 +171,10 @@ class SegtrackNode(LifecycleNode):
             overrides = backend_overrides(backend, params, self.get_logger().warning)
             source = params["tracker_config"] or None
             self._tracker = create_tracker(backend, source, **overrides)
+            # What a negative threshold set later means: the backend config's own value.
+            fields = {f.name for f in dataclasses.fields(get_backend(backend).config_cls)}
+            base_config = make_config(backend, source)
+            self._threshold_defaults = {name: getattr(base_config, name) for name in THRESHOLDS if name in fields}
         except (SegtrackError, ValueError) as exc:
             reason = exc.args[0] if exc.args else exc  # KeyError-based errors would print quoted
             self.get_logger().error(f"configure failed: {reason}; fix the parameters, then configure again "
@@ -163,7 +182,8 @@ class SegtrackNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._params = params
         self._device = str(getattr(self._tracker, "device", "cpu"))
-        self._enabled = True
+        self._enabled = params["enabled"]
+        self._debug_enabled = params["publish_debug_image"]
         self._target_id = 0
         self._init_stamp_ns = None
         self._stats = Stats()
@@ -174,8 +194,8 @@ class SegtrackNode(LifecycleNode):
         self._target_pub = self.create_lifecycle_publisher(TrackedTarget, "~/target", out_qos)
         self._mask_pub = self.create_lifecycle_publisher(Image, "~/mask", out_qos)
         self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "~/detections", out_qos)
-        self._debug_pub = (self.create_lifecycle_publisher(Image, "~/debug_image", out_qos)
-                           if params["publish_debug_image"] else None)
+        # Always created so that publish_debug_image can be switched live.
+        self._debug_pub = self.create_lifecycle_publisher(Image, "~/debug_image", out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._tracker_services = [
             self.create_service(kind, name, callback, qos_profile=service_qos, callback_group=self._service_group)
@@ -256,6 +276,56 @@ class SegtrackNode(LifecycleNode):
         """Stop the worker (whatever the lifecycle state) before the node is destroyed."""
         self._stop_worker()
 
+    # ---- parameters (executor thread) -------------------------------------------------------------------
+
+    def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a ros2 param set before it happens: refuse bad values, and configure-time parameters
+        while configured (they would silently wait for the next configure)."""
+        values = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        configured = self._tracker is not None
+        try:
+            for name, value in values.items():
+                error = parameter_error(name, value)
+                if error is None and configured and name not in LIVE_PARAMETERS:
+                    error = (f"{name} needs reconfigure: it is read at configure; deactivate and clean up the "
+                             f"node (ros2 lifecycle set {self.get_fully_qualified_name()} cleanup), set it, "
+                             "then configure")
+                if error:
+                    raise ConfigError(error)
+            if configured:
+                self._thresholds_config(values)
+        except SegtrackError as exc:
+            self.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        values = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        if self._tracker is None or not values:
+            return  # not configured: configure reads them
+        self._params.update(values)
+        config = self._thresholds_config(values)
+        if config is not None:
+            self._tracker.config = config  # backends read their thresholds from .config on every frame
+        self._debug_enabled = self._params["publish_debug_image"]
+        self._enabled = self._params["enabled"]
+        self.get_logger().info("applied " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+
+    def _thresholds_config(self, values: dict[str, Any]) -> Optional[Any]:
+        """The tracker's config with the thresholds among ``values`` (negative = the configured default),
+        None if there are none; raises ConfigError if the backend lacks one or they do not fit together."""
+        changes = {}
+        for name in THRESHOLDS:
+            if name not in values:
+                continue
+            if name in self._threshold_defaults:
+                changes[name] = values[name] if values[name] >= 0 else self._threshold_defaults[name]
+            elif values[name] >= 0:
+                raise ConfigError(f"backend {self._params['backend']!r} has no {name} setting")
+        if not changes:
+            return None
+        return make_config(self._params["backend"], self._tracker.config, **changes)
+
     # ---- executor side: callbacks ----------------------------------------------------------------------
 
     def _on_image(self, serialized: bytes) -> None:
@@ -320,6 +390,7 @@ class SegtrackNode(LifecycleNode):
     async def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         response.success, response.message, _ = await self._run_on_worker(lambda: self._set_enabled(request.data))
         if response.success:
+            self.set_parameters([Parameter("enabled", Parameter.Type.BOOL, request.data)])  # keep it in step
             response.message = "tracking enabled" if request.data else "tracking disabled: no outputs until enabled"
         return response
 
@@ -436,7 +507,7 @@ class SegtrackNode(LifecycleNode):
         self._mask_pub.publish(mask)
         self._detections_pub.publish(detections)
         debug_pub = self._debug_pub
-        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
+        if self._debug_enabled and debug_pub is not None and debug_pub.get_subscription_count() > 0:
             overlay = draw_overlay(image, result, label=f"target {self._target_id}")
             debug_pub.publish(messages.bgr8_image(header, overlay))
 
