@@ -87,9 +87,10 @@ class NodeProcess:
         return self.process.poll() is None
 
     def log(self) -> str:
-        self._log.flush()
         if self._final_log is not None:
             return self._final_log
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> int:

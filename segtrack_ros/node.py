@@ -10,6 +10,7 @@ meanwhile. All tracking logic lives in segtrack_core.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import statistics
 import threading
 import time
@@ -28,6 +29,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -51,6 +53,7 @@ from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMET
 WORKER_JOIN_TIMEOUT_S = 10.0
 LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+STOP_POLL_S = 0.1  # how often the executor loop looks for a SIGINT/SIGTERM
 # A frame older than the target's frame by more than this is a clock jump (clock reset, bag loop, a target
 # set on a future-stamped frame), not a frame that was in flight when the target was set.
 STAMP_JUMP_NS = 1_000_000_000
@@ -154,6 +157,10 @@ class SegtrackNode(LifecycleNode):
         self._stats_lock = threading.Lock()
         self._last_diagnostics = (time.monotonic(), 0, 0, 0)
         self._mask_writer = messages.MaskImageWriter()
+        # The worker publishes only while this is set, checked under the lock: once the worker is stopped
+        # (deactivate, shutdown) a frame it is still finishing can never publish on a dead context.
+        self._outputs_lock = threading.Lock()
+        self._outputs_open = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -212,6 +219,8 @@ class SegtrackNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, args=(self._mailbox,), name="segtrack-worker",
                                         daemon=True)
         self._worker.start()
+        with self._outputs_lock:
+            self._outputs_open = True
         if self._params["use_compressed"]:
             self._image_topic = self.resolve_topic_name("image") + "/compressed"
             sub = self.create_subscription(CompressedImage, self._image_topic, self._on_compressed,
@@ -250,6 +259,8 @@ class SegtrackNode(LifecycleNode):
         self._subscriptions_active = []
         if self._mailbox is not None:
             self._mailbox.close()
+        with self._outputs_lock:
+            self._outputs_open = False
         if self._worker is not None:
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
             if self._worker.is_alive():  # a frame still in the tracker; the thread ends after it
@@ -502,14 +513,19 @@ class SegtrackNode(LifecycleNode):
         target = messages.tracked_target(header, self._target_id, result, tracker_ms)
         mask = self._mask_writer.message(header, result.mask)
         detections = messages.detections(header, self._target_id, result)
-        target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
-        self._target_pub.publish(target)
-        self._mask_pub.publish(mask)
-        self._detections_pub.publish(detections)
+        with self._outputs_lock:
+            if not self._outputs_open:
+                return
+            target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+            self._target_pub.publish(target)
+            self._mask_pub.publish(mask)
+            self._detections_pub.publish(detections)
         debug_pub = self._debug_pub
         if self._debug_enabled and debug_pub is not None and debug_pub.get_subscription_count() > 0:
-            overlay = draw_overlay(image, result, label=f"target {self._target_id}")
-            debug_pub.publish(messages.bgr8_image(header, overlay))
+            overlay = messages.bgr8_image(header, draw_overlay(image, result, label=f"target {self._target_id}"))
+            with self._outputs_lock:
+                if self._outputs_open:
+                    debug_pub.publish(overlay)
 
         finished_ns = time.time_ns()
         with self._stats_lock:
@@ -569,25 +585,43 @@ class SegtrackNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
 
-def main(args: Optional[list[str]] = None) -> None:
-    rclpy.init(args=args)
+def main(args: Optional[list[str]] = None) -> int:
+    """Run the node until SIGINT or SIGTERM (once or repeatedly): then the worker stops, outputs close and
+    the context shuts down, in that order, and the process exits 0."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop.set()  # a repeated signal changes nothing: the shutdown below is already bounded
+
+    # Our handlers instead of rclpy's: rclpy's shut the context down at once, under a worker still
+    # publishing, and a second Ctrl-C killed the process.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SegtrackNode()
-    if node.get_parameter("autostart").value:
-        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
     # One thread: rclpy's MultiThreadedExecutor delays image callbacks by up to a second now and then
     # (measured with segtrack_ros.bench); tracking runs on the worker thread and service calls are
     # coroutines, so a single executor thread is never blocked.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if node.get_parameter("autostart").value and not stop.is_set():
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
+                node.trigger_activate()
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
         node.shutdown()
+        executor.shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(uninstall_handlers=False)  # uninstalling would restore SIG_DFL for a second Ctrl-C
+        # Python restores SIG_DFL for handled signals while the interpreter finalises: a late second
+        # signal would then kill the process (exit -2 / -15). Everything is stopped; ignore them.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    return 0
 
 
 if __name__ == "__main__":
