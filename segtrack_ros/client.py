@@ -35,11 +35,11 @@ from vision_msgs.msg import Detection2DArray
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 
-from .env import REPO_ROOT, ros_environment
+from .env import REPO_ROOT, config_dir, ros_environment
 from .image_conversion import to_byte_array
 from .messages import stamp_to_ns as stamp_ns
 
-DEFAULT_PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
+DEFAULT_PARAMS_FILE = config_dir() / "tracker.yaml"
 
 
 def isolated_ros_env(domain_id: int, home: Optional[str] = None) -> dict[str, str]:

@@ -184,3 +184,39 @@ def test_colcon_installs_the_node_executable_where_launch_looks():
     script = REPO / "scripts" / "segtrack_node"
     assert os.access(script, os.X_OK) and script.read_text().startswith("#!")
     assert "segtrack_ros.node" in script.read_text()
+
+
+def test_colcon_installs_the_segtrack_command_and_registers_the_tests():
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert "install(PROGRAMS scripts/segtrack DESTINATION bin)" in cmake
+    testing = cmake[cmake.index("if(BUILD_TESTING)"):]
+    assert "find_package(ament_cmake_pytest REQUIRED)" in testing
+    assert "ament_add_pytest_test(segtrack_pytest test " in testing
+    assert "<test_depend>ament_cmake_pytest</test_depend>" in (REPO / "package.xml").read_text()
+    # The installed command runs what pip's console script runs.
+    setup = ast.parse((REPO / "setup.py").read_text())
+    (setup_call,) = calls(setup, "setup")
+    scripts = dict(s.replace(" ", "").split("=") for s in
+                   ast.literal_eval(keyword(setup_call, "entry_points"))["console_scripts"])
+    script = REPO / "scripts" / "segtrack"
+    assert os.access(script, os.X_OK) and script.read_text().startswith("#!/usr/bin/env python3")
+    module, function = scripts["segtrack"].split(":")
+    assert f"from {module} import {function}" in script.read_text()
+    result = subprocess.run([sys.executable, str(script), "backends"], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0 and "csrt" in result.stdout, result.stderr
+
+
+def test_installed_package_finds_its_config_without_the_source_tree(tmp_path, monkeypatch):
+    from segtrack_ros import env
+
+    installed = tmp_path / "install" / "share" / "segtrack" / "config"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(env, "REPO_ROOT", tmp_path / "site-packages")  # where a colcon install puts it
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join([str(tmp_path / "other"), str(tmp_path / "install")]))
+    assert env.config_dir() == installed
+    profile = env.ros_environment()["FASTDDS_DEFAULT_PROFILES_FILE"]
+    assert profile == str(installed / "fastdds_shm.xml")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path / "other"))
+    with pytest.raises(FileNotFoundError, match="config"):
+        env.config_dir()
