@@ -10,6 +10,7 @@ meanwhile. All tracking logic lives in segtrack_core.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import statistics
 import threading
@@ -53,6 +54,7 @@ from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMET
 WORKER_JOIN_TIMEOUT_S = 10.0
 LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+MIB = 1 << 20
 STOP_POLL_S = 0.1  # how often the executor loop looks for a SIGINT/SIGTERM
 # A frame older than the target's frame by more than this is a clock jump (clock reset, bag loop, a target
 # set on a future-stamped frame), not a frame that was in flight when the target was set.
@@ -72,6 +74,11 @@ class InputFrame(NamedTuple):
 
     def to_bgr(self) -> np.ndarray:
         return compressed_to_bgr(self.image.data) if self.compressed else image_msg_to_bgr(self.image)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of image data it holds."""
+        return len(self.image.data)
 
     def header(self) -> Header:
         if self.compressed:
@@ -108,6 +115,15 @@ def qos_profile(reliability: str, depth: int) -> QoSProfile:
         raise ConfigError(f"qos.depth must be at least 1, got {depth}")
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def resident_bytes() -> Optional[int]:
+    """This process's resident memory (Linux /proc), or None where that is not available."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def service_qos_profile(depth: int) -> QoSProfile:
@@ -173,7 +189,7 @@ class SegtrackNode(LifecycleNode):
                     raise ConfigError(error)
             self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
             service_qos = service_qos_profile(params["service_queue_depth"])
-            self._ring = FrameRing(params["frame_buffer_size"])
+            self._ring = FrameRing(params["frame_buffer_size"], params["frame_buffer_max_mb"] * MIB)
             backend = params["backend"]
             overrides = backend_overrides(backend, params, self.get_logger().warning)
             source = params["tracker_config"] or None
@@ -357,8 +373,13 @@ class SegtrackNode(LifecycleNode):
         mailbox, ring = self._mailbox, self._ring
         if mailbox is None or ring is None:
             return
-        ring.append(frame.stamp_ns, frame)
+        ring.append(frame.stamp_ns, frame, frame.nbytes)
         mailbox.put_frame(frame)
+        if frame.nbytes > self._params["frame_buffer_max_mb"] * MIB:
+            self.get_logger().warning(
+                f"a {frame.nbytes / MIB:.1f} MiB image exceeds frame_buffer_max_mb "
+                f"({self._params['frame_buffer_max_mb']} MiB): only the newest frame is kept for set_target",
+                throttle_duration_sec=LOG_THROTTLE_S)
 
     async def _run_on_worker(self, command: Callable[[], Any]) -> tuple[bool, str, Any]:
         """Run ``command`` on the worker: (success, message, its return value).
@@ -549,6 +570,8 @@ class SegtrackNode(LifecycleNode):
             future, jumps, out_of_order = stats.future_stamped, stats.stamp_jumps, stats.out_of_order
             medians = {name: statistics.median(values) if values else None
                        for name, values in stats.samples.items()}
+        buffered = self._ring.usage() if self._ring is not None else (0, 0)
+        rss = resident_bytes()
         last_time, last_processed, last_future, last_jumps = self._last_diagnostics
         self._last_diagnostics = (now, processed, future, jumps)
         fps = (processed - last_processed) / max(now - last_time, 1e-6)
@@ -578,6 +601,9 @@ class SegtrackNode(LifecycleNode):
             "stamp_jumps": jumps,
             "out_of_order_frames": out_of_order,
             "image_topic": self._image_topic,
+            "frame_buffer_frames": buffered[0],
+            "frame_buffer_mb": f"{buffered[1] / MIB:.1f}",
+            "memory_rss_mb": "" if rss is None else f"{rss / MIB:.1f}",
         }
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])

@@ -24,6 +24,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "publish_debug_image": (True, "publish ~/debug_image (drawn only while someone subscribes)"),
     "enabled": (True, "track and publish; false pauses outputs like ~/enable (which keeps this in step)"),
     "frame_buffer_size": (30, "recent frames kept so set_target can initialise on a given stamp"),
+    "frame_buffer_max_mb": (100, "memory the frame buffer may hold, MiB (the newest frame is always kept)"),
     "autostart": (True, "configure and activate at startup instead of waiting for lifecycle transitions"),
     "qos.reliability": ("best_effort", "image subscription reliability: best_effort (SensorDataQoS) or reliable"),
     "qos.depth": (5, "image subscription queue depth (keep last)"),
@@ -35,7 +36,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 LIVE_PARAMETERS = ("tracking_threshold", "lost_threshold", "publish_debug_image", "enabled")
 STARTUP_PARAMETERS = ("autostart",)
 THRESHOLDS = ("tracking_threshold", "lost_threshold")
-AT_LEAST_ONE = ("frame_buffer_size", "qos.depth", "service_queue_depth")
+AT_LEAST_ONE = ("frame_buffer_size", "frame_buffer_max_mb", "qos.depth", "service_queue_depth")
 
 # Launch arguments of launch/tracker.launch.py that set the node parameter of the same name. Their default
 # is "" (not given): only what the user gives overrides the params file.

@@ -34,7 +34,7 @@ def node_and_client():
     from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process
 
     configure_this_process(DOMAIN_ID)
-    node = NodeProcess(DOMAIN_ID, {"backend": "csrt", "frame_buffer_size": 8})
+    node = NodeProcess(DOMAIN_ID, {"backend": "csrt", "frame_buffer_size": 8, "frame_buffer_max_mb": 2})
     client = None
     try:
         client = TrackerClient(DOMAIN_ID, debug_image=True)
@@ -349,6 +349,39 @@ def test_fifty_concurrent_service_calls_are_all_answered(client, sequence):
     assert got == 50, f"{50 - got} of 50 concurrent calls were never answered"
     assert all(f.result().success for f in futures)
     assert len({f.result().target_id for f in futures[1::2]}) == 25  # each set_target was served
+
+
+def test_frame_buffer_is_bounded_by_bytes_and_memory_is_reported(node_and_client, client, sequence):
+    from segtrack_ros.client import diagnostic_value
+
+    node, _ = node_and_client
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    stamps = [stamp_of(client.track_frame(frame)) for frame in frames[1:9]]
+    # 2 MiB hold 6 of these 307 kB frames (fewer than frame_buffer_size 8): the oldest two are gone.
+    assert not client.set_box(*box_of(masks[1]), stamp=stamps[1]).success
+    assert client.set_box(*box_of(masks[2]), stamp=stamps[2]).success
+
+    def reported(r):
+        return any(diagnostic_value(m, "frame_buffer_frames") == "6" for _, m in r.diagnostics)
+
+    client.clear()
+    assert client.wait_for(reported, 3)
+    latest = client.received.diagnostics[-1][1]
+    assert float(diagnostic_value(latest, "frame_buffer_mb")) <= 2.0
+    assert float(diagnostic_value(latest, "memory_rss_mb")) > 50  # python + rclpy + OpenCV
+    # One frame larger than the whole bound: kept alone, and logged.
+    client.publish_frame(cv2.resize(frames[0], (1280, 720)))
+    assert client.wait_for(lambda r: any(diagnostic_value(m, "frame_buffer_frames") == "1"
+                                         for _, m in r.diagnostics), 5)
+    assert "exceeds frame_buffer_max_mb" in node.log()
+
+
+def stamp_of(outputs) -> int:
+    from segtrack_ros.client import stamp_ns
+
+    assert outputs is not None
+    return stamp_ns(outputs[0].header.stamp)
 
 
 def test_image_subscription_uses_sensor_data_qos(client):
