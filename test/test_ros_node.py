@@ -384,6 +384,17 @@ def stamp_of(outputs) -> int:
     return stamp_ns(outputs[0].header.stamp)
 
 
+def test_boxes_far_larger_than_the_image_are_clipped_and_tracked(client, sequence):
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    for request in (lambda: client.set_box(213 - 5e11, 120 - 5e11, 1e12, 1e12),
+                    lambda: client.set_rotated_box(213, 120, 1e300, 1e300, 0.3)):
+        response = request()
+        assert response.success, response.message
+        outputs = client.track_frame(frames[1])
+        assert outputs is not None and outputs[0].target_id == response.target_id
+
+
 def test_image_subscription_uses_sensor_data_qos(client):
     from rclpy.qos import ReliabilityPolicy
 
