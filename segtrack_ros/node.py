@@ -108,11 +108,8 @@ class Stats:
 
 
 def qos_profile(reliability: str, depth: int) -> QoSProfile:
+    """The image subscription's QoS (values checked with the other parameters)."""
     policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
-    if reliability not in policies:
-        raise ConfigError(f"qos.reliability must be best_effort or reliable, got {reliability!r}")
-    if depth < 1:
-        raise ConfigError(f"qos.depth must be at least 1, got {depth}")
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
                       durability=DurabilityPolicy.VOLATILE)
 
@@ -128,9 +125,7 @@ def resident_bytes() -> Optional[int]:
 
 def service_qos_profile(depth: int) -> QoSProfile:
     """The services' default QoS with a request queue of ``depth`` (rclpy's default of 10 drops the 11th
-    concurrent call)."""
-    if depth < 1:
-        raise ConfigError(f"service_queue_depth must be at least 1, got {depth}")
+    concurrent call); ``depth`` was checked with the other parameters."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
 

@@ -89,3 +89,14 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
         client.publish_compressed(jpegs[1])
         assert not client.wait_for(lambda r: r.targets, 1.0)
         assert node.alive()
+
+
+def test_bad_start_values_fail_configure_with_the_reason():
+    from segtrack_ros.client import NodeProcess
+
+    with NodeProcess(DOMAIN_ID, {"backend": "csrt", "qos.depth": 0, "service_queue_depth": 0}) as node:
+        deadline = time.monotonic() + 30
+        while "configure failed" not in node.log() and time.monotonic() < deadline and node.alive():
+            time.sleep(0.1)
+        assert "configure failed: qos.depth must be at least 1" in node.log(), node.log()
+        assert node.alive()  # it waits, unconfigured, for fixed parameters
