@@ -1,6 +1,7 @@
 """Launch the segtrack node on a camera topic.
 
 ros2 launch segtrack tracker.launch.py image:=/camera/image_raw backend:=d3s2 device:=cuda
+backend, device and use_compressed override the params file only when given.
 Then set a target: ros2 service call /segtrack/set_target segtrack/srv/SetTarget "{type: 0, box: ...}"
 """
 
@@ -10,8 +11,9 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from segtrack_ros.parameters import LAUNCH_OVERRIDES, launch_overrides
 
 # Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_*, Fast DDS 3 (Kilted on) FASTDDS_* and warns about the other.
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
@@ -27,6 +29,21 @@ def shared_memory_profile(context, *args, **kwargs):
     return [SetEnvironmentVariable(PROFILE_VARIABLES[1] if fast_dds_2 else PROFILE_VARIABLES[0], profile)]
 
 
+def segtrack_node(context, *args, **kwargs):
+    """The node, with the params file first and only the launch arguments the user gave on top."""
+    overrides = launch_overrides({name: LaunchConfiguration(name).perform(context) for name in LAUNCH_OVERRIDES})
+    return [Node(
+        package="segtrack",
+        executable="segtrack_node",
+        name="segtrack",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
+        remappings=[("image", LaunchConfiguration("image"))],
+        output="screen",
+        emulate_tty=True,
+    )]
+
+
 def generate_launch_description():
     arguments = [
         DeclareLaunchArgument("image", default_value="/camera/image_raw",
@@ -36,27 +53,13 @@ def generate_launch_description():
                               default_value=PathJoinSubstitution([FindPackageShare("segtrack"), "config",
                                                                   "tracker.yaml"]),
                               description="node parameters YAML"),
-        DeclareLaunchArgument("backend", default_value="d3s2", description="tracker backend"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("use_compressed", default_value="false",
-                              description="subscribe to <image>/compressed"),
+        # Empty = not given: the params file's value (or the node's default) is used.
+        DeclareLaunchArgument("backend", default_value="", description="tracker backend (default d3s2)"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N (default auto)"),
+        DeclareLaunchArgument("use_compressed", default_value="",
+                              description="true: subscribe to <image>/compressed (default false)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
     ]
-    node = Node(
-        package="segtrack",
-        executable="segtrack_node",
-        name="segtrack",
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
-                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "use_compressed": ParameterValue(LaunchConfiguration("use_compressed"), value_type=bool),
-            },
-        ],
-        remappings=[("image", LaunchConfiguration("image"))],
-        output="screen",
-        emulate_tty=True,
-    )
-    return LaunchDescription(arguments + [OpaqueFunction(function=shared_memory_profile), node])
+    return LaunchDescription(arguments + [OpaqueFunction(function=shared_memory_profile),
+                                          OpaqueFunction(function=segtrack_node)])

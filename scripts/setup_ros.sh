@@ -9,6 +9,9 @@ PY="$VENV/bin/python"
 VENV=$(cd "$VENV" && pwd)
 BUILD=build/ros
 stamp="$VENV/.segtrack-ros-stamp"
+# Editable pip installs skip data_files and ROS's lib/<package> layout: lay the package out as colcon
+# would (cheap, so on every run: launch/ and config/ edits reach the venv).
+scripts/install_ros_layout.sh "$VENV" "$VENV/bin/python"
 inputs=(requirements-ros.txt scripts/setup_ros.sh CMakeLists.txt package.xml msg/*.msg srv/*.srv
         ros_interfaces/vision_msgs/CMakeLists.txt ros_interfaces/vision_msgs/package.xml
         ros_interfaces/vision_msgs/msg/*.msg)
@@ -62,10 +65,4 @@ build_interfaces . "$BUILD/segtrack" -DSEGTRACK_INTERFACES_ONLY=ON
 # rosidl's metadata for the generated `segtrack` module shares the name of pip's editable segtrack
 # distribution and has no RECORD, which would make pip's next reinstall of segtrack fail.
 rm -rf "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/segtrack-*.egg-info
-# Editable pip installs skip data_files: link the package share to the sources, like an editable install.
-for dir in config launch; do
-  rm -rf "${VENV:?}/share/segtrack/$dir"
-  ln -s "$PWD/$dir" "$VENV/share/segtrack/$dir"
-done
-
 echo "$want" > "$stamp"

@@ -86,6 +86,9 @@ class TrackResult:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
+MIN_FRAME_SIDE = 16  # backends downscale windows of the frame; thinner frames round sides to 0 pixels
+
+
 def validate_frame(frame: object, expected_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
     """Return ``frame`` if it is an HxWx3 uint8 array (of size ``expected_shape`` if given), else raise."""
     if not isinstance(frame, np.ndarray):
@@ -94,8 +97,9 @@ def validate_frame(frame: object, expected_shape: Optional[tuple[int, int]] = No
         raise InvalidFrameError(f"frame must be uint8, got dtype {frame.dtype}")
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise InvalidFrameError(f"frame must be HxWx3 (BGR), got shape {frame.shape}")
-    if frame.shape[0] < 8 or frame.shape[1] < 8:
-        raise InvalidFrameError(f"frame is too small: {frame.shape[1]}x{frame.shape[0]}")
+    if frame.shape[0] < MIN_FRAME_SIDE or frame.shape[1] < MIN_FRAME_SIDE:
+        raise InvalidFrameError(f"frame is too small: {frame.shape[1]}x{frame.shape[0]} "
+                                f"(each side must be at least {MIN_FRAME_SIDE} pixels)")
     if expected_shape is not None and frame.shape[:2] != tuple(expected_shape):
         raise InvalidFrameError(
             f"frame size changed from {expected_shape[1]}x{expected_shape[0]} "
@@ -104,9 +108,11 @@ def validate_frame(frame: object, expected_shape: Optional[tuple[int, int]] = No
     return frame
 
 
-def _require_finite(values: tuple[float, ...], what: str) -> None:
+def _finite_floats(values: tuple, what: str) -> tuple[float, ...]:
+    """The values as Python floats: a float16/float32 field would overflow in the backends' arithmetic."""
     if not all(isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) for v in values):
         raise InvalidTargetError(f"{what} has non-finite or non-numeric values: {values}")
+    return tuple(float(v) for v in values)
 
 
 def _require_pixels(target: Target, image_shape: tuple[int, int]) -> None:
@@ -116,33 +122,54 @@ def _require_pixels(target: Target, image_shape: tuple[int, int]) -> None:
         raise InvalidTargetError(f"{type(target).__name__} {target.as_tuple()} covers no pixel center of the image")
 
 
-def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
-    """Check a target against an image of shape (H, W); return it or raise InvalidTargetError.
+def _clip_rotated_box(rbox: RotatedBox, image_shape: tuple[int, int]) -> Optional[RotatedBox]:
+    """The rotated box cut, along its own axes, to the extent of the image (same angle, same pixels
+    inside the image), or None if the two do not overlap."""
+    height, width = image_shape
+    c, s = math.cos(rbox.angle), math.sin(rbox.angle)
+    corners = np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]) - (rbox.cx, rbox.cy)
+    along = corners @ np.array([c, s])
+    across = corners @ np.array([-s, c])
+    u0, u1 = max(-rbox.w / 2, along.min()), min(rbox.w / 2, along.max())
+    v0, v1 = max(-rbox.h / 2, across.min()), min(rbox.h / 2, across.max())
+    if u1 <= u0 or v1 <= v0:
+        return None
+    if (u0, u1, v0, v1) == (-rbox.w / 2, rbox.w / 2, -rbox.h / 2, rbox.h / 2):
+        return rbox
+    du, dv = (u0 + u1) / 2, (v0 + v1) / 2
+    return RotatedBox(rbox.cx + du * c - dv * s, rbox.cy + du * s + dv * c, u1 - u0, v1 - v0, rbox.angle)
 
-    A box or rotated box must have positive size and overlap the image by at least one pixel; a mask
-    must be HxW and contain at least one foreground pixel.
+
+def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
+    """Check a target against an image of shape (H, W); return it, clipped to the image, or raise
+    InvalidTargetError.
+
+    A box or rotated box must have finite values, positive size and cover at least one pixel center of the
+    image; the part outside the image is cut off (a rotated box along its own axes, keeping its angle), so
+    no backend ever works on a target larger than the image. Fields come back as Python floats. A mask must
+    be HxW and contain at least one foreground pixel.
     """
+    from .geometry import clip_box  # geometry imports this module
+
     height, width = image_shape
     if isinstance(target, Box):
-        _require_finite(target.as_tuple(), "box")
-        if target.w <= 0 or target.h <= 0:
-            raise InvalidTargetError(f"box must have positive size, got w={target.w}, h={target.h}")
-        x0, y0 = max(target.x, 0.0), max(target.y, 0.0)
-        x1, y1 = min(target.x + target.w, width), min(target.y + target.h, height)
-        if x1 <= x0 or y1 <= y0:
-            raise InvalidTargetError(f"box {target.as_tuple()} lies outside the {width}x{height} image")
-        _require_pixels(target, image_shape)
-        return target
+        box = Box(*_finite_floats(target.as_tuple(), "box"))
+        if box.w <= 0 or box.h <= 0:
+            raise InvalidTargetError(f"box must have positive size, got w={box.w}, h={box.h}")
+        clipped = clip_box(box, image_shape)
+        if clipped is None:
+            raise InvalidTargetError(f"box {box.as_tuple()} lies outside the {width}x{height} image")
+        _require_pixels(clipped, image_shape)
+        return clipped
     if isinstance(target, RotatedBox):
-        _require_finite(target.as_tuple(), "rotated box")
-        if target.w <= 0 or target.h <= 0:
-            raise InvalidTargetError(f"rotated box must have positive size, got w={target.w}, h={target.h}")
-        reach = 0.5 * math.hypot(target.w, target.h)
-        if (target.cx + reach < 0 or target.cy + reach < 0
-                or target.cx - reach >= width or target.cy - reach >= height):
-            raise InvalidTargetError(f"rotated box {target.as_tuple()} lies outside the {width}x{height} image")
-        _require_pixels(target, image_shape)
-        return target
+        rbox = RotatedBox(*_finite_floats(target.as_tuple(), "rotated box"))
+        if rbox.w <= 0 or rbox.h <= 0:
+            raise InvalidTargetError(f"rotated box must have positive size, got w={rbox.w}, h={rbox.h}")
+        clipped = _clip_rotated_box(rbox, image_shape)
+        if clipped is None:
+            raise InvalidTargetError(f"rotated box {rbox.as_tuple()} lies outside the {width}x{height} image")
+        _require_pixels(clipped, image_shape)
+        return clipped
     if isinstance(target, MaskTarget):
         mask = target.mask
         if not isinstance(mask, np.ndarray) or mask.ndim != 2:

@@ -28,10 +28,10 @@ import cv2
 import numpy as np
 
 from segtrack_core.geometry import mask_to_box
+from segtrack_core.io import default_data_root
 
-from .env import REPO_ROOT
 
-DEFAULT_SEQUENCE = REPO_ROOT.parent / "shared" / "data" / "davis2016" / "car-shadow"
+DEFAULT_SEQUENCE = default_data_root() / "davis2016" / "car-shadow"
 
 
 def scaled_sequence(sequence: Path, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], tuple]:

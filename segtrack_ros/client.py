@@ -22,9 +22,11 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
@@ -33,11 +35,11 @@ from vision_msgs.msg import Detection2DArray
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 
-from .env import REPO_ROOT, ros_environment
+from .env import REPO_ROOT, config_dir, ros_environment
 from .image_conversion import to_byte_array
 from .messages import stamp_to_ns as stamp_ns
 
-DEFAULT_PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
+DEFAULT_PARAMS_FILE = config_dir() / "tracker.yaml"
 
 
 def isolated_ros_env(domain_id: int, home: Optional[str] = None) -> dict[str, str]:
@@ -85,9 +87,10 @@ class NodeProcess:
         return self.process.poll() is None
 
     def log(self) -> str:
-        self._log.flush()
         if self._final_log is not None:
             return self._final_log
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> int:
@@ -177,6 +180,8 @@ class TrackerClient:
         self.set_target_client = self.node.create_client(SetTarget, f"{self.prefix}/set_target")
         self.reset_client = self.node.create_client(Trigger, f"{self.prefix}/reset")
         self.enable_client = self.node.create_client(SetBool, f"{self.prefix}/enable")
+        self.set_parameters_client = self.node.create_client(SetParameters, f"{self.prefix}/set_parameters")
+        self.get_parameters_client = self.node.create_client(GetParameters, f"{self.prefix}/get_parameters")
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spinner = threading.Thread(target=self._spin, daemon=True)
@@ -332,6 +337,17 @@ class TrackerClient:
 
     def enable(self, enabled: bool) -> Any:
         return self.call(self.enable_client, SetBool.Request(data=enabled))
+
+    def set_parameters(self, **values: Any) -> list:
+        """Set node parameters one by one, as `ros2 param set` does (dots in names as __: qos__depth);
+        returns each rcl_interfaces/SetParametersResult."""
+        request = SetParameters.Request(parameters=[Parameter(name.replace("__", "."), value=value).to_parameter_msg()
+                                                    for name, value in values.items()])
+        return list(self.call(self.set_parameters_client, request).results)
+
+    def get_parameters(self, *names: str) -> dict[str, Any]:
+        response = self.call(self.get_parameters_client, GetParameters.Request(names=list(names)))
+        return {name: parameter_value_to_python(value) for name, value in zip(names, response.values)}
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)

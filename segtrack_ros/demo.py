@@ -23,13 +23,13 @@ import cv2
 import numpy as np
 
 from segtrack_core.geometry import mask_to_box
+from segtrack_core.io import default_data_root
 from segtrack_core.metrics import region_similarity
 from segtrack_core.types import Box, RotatedBox, TrackResult, TrackState
 from segtrack_core.visualize import draw_overlay
 
-from .env import REPO_ROOT
 
-DEFAULT_FRAMES = REPO_ROOT.parent / "shared" / "data" / "davis2016" / "car-shadow" / "frames"
+DEFAULT_FRAMES = default_data_root() / "davis2016" / "car-shadow" / "frames"
 STATES = {0: TrackState.TRACKING, 1: TrackState.UNCERTAIN, 2: TrackState.LOST}
 
 

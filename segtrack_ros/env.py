@@ -13,6 +13,19 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def config_dir() -> Path:
+    """The shipped config/ folder: the source tree's, else the installed share/segtrack/config on
+    AMENT_PREFIX_PATH (a colcon install has no source tree beside the package)."""
+    source = REPO_ROOT / "config"
+    if source.is_dir():
+        return source
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        installed = Path(prefix) / "share" / "segtrack" / "config"
+        if prefix and installed.is_dir():
+            return installed
+    raise FileNotFoundError(f"segtrack's config/ is neither at {source} nor in share/segtrack of AMENT_PREFIX_PATH")
+
+
 def ros_environment(
     repo_root: str | os.PathLike | None = None, base: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -20,7 +33,7 @@ def ros_environment(
 
     Returns only the variables it sets; merge them with ``{**os.environ, **ros_environment()}``.
     """
-    repo = Path(repo_root).resolve() if repo_root is not None else REPO_ROOT
+    config = Path(repo_root).resolve() / "config" if repo_root is not None else config_dir()
     base = os.environ if base is None else base
     prefix = Path(sys.prefix)
     site = Path(sysconfig.get_paths()["purelib"])
@@ -30,7 +43,7 @@ def ros_environment(
         "AMENT_PREFIX_PATH": _prepend([str(prefix)], base.get("AMENT_PREFIX_PATH")),
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
         # Fast DDS 3 reads this; the deprecated FASTRTPS_* name would only add a warning per node.
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(repo / "config" / "fastdds_shm.xml"),
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(config / "fastdds_shm.xml"),
     }
 
 

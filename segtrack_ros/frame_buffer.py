@@ -2,8 +2,8 @@
 
 ``Mailbox`` holds one pending frame: the newest wins, a frame replaced before the worker took it counts
 as dropped. It also carries commands (set target, reset, enable) so that everything touching the tracker
-runs on the worker thread, in order. ``FrameRing`` keeps the last few frames by stamp so a target can be
-set on the frame an operator actually clicked on.
+runs on the worker thread, in order. ``FrameRing`` keeps the last few frames by stamp, bounded by count and by
+bytes, so a target can be set on the frame an operator actually clicked on.
 """
 
 from __future__ import annotations
@@ -74,25 +74,34 @@ class Mailbox(Generic[T]):
 
 
 class FrameRing(Generic[T]):
-    """The last ``size`` frames, looked up by stamp (integer nanoseconds)."""
+    """The last ``size`` frames, at most ``max_bytes`` of them (the newest is always kept), looked up by
+    stamp (integer nanoseconds)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int) -> None:
         if size < 1:
             raise ValueError(f"frame buffer size must be at least 1, got {size}")
+        if max_bytes < 1:
+            raise ValueError(f"frame buffer byte bound must be at least 1, got {max_bytes}")
+        self._size, self._max_bytes = size, max_bytes
         self._lock = threading.Lock()
-        self._frames: Deque[Tuple[int, T]] = collections.deque(maxlen=size)
+        self._frames: Deque[Tuple[int, T, int]] = collections.deque()
+        self._bytes = 0
 
-    def append(self, stamp_ns: int, frame: T) -> None:
+    def append(self, stamp_ns: int, frame: T, nbytes: int) -> None:
         with self._lock:
-            self._frames.append((stamp_ns, frame))
+            self._frames.append((stamp_ns, frame, nbytes))
+            self._bytes += nbytes
+            while len(self._frames) > self._size or (self._bytes > self._max_bytes and len(self._frames) > 1):
+                self._bytes -= self._frames.popleft()[2]
 
-    def newest(self) -> Optional[Tuple[int, T]]:
+    def newest_first(self) -> list[Tuple[int, T]]:
+        """(stamp, frame) pairs from the newest to the oldest."""
         with self._lock:
-            return self._frames[-1] if self._frames else None
+            return [(stamp, frame) for stamp, frame, _ in reversed(self._frames)]
 
     def find(self, stamp_ns: int) -> Optional[T]:
         with self._lock:
-            for stamp, frame in reversed(self._frames):
+            for stamp, frame, _ in reversed(self._frames):
                 if stamp == stamp_ns:
                     return frame
         return None
@@ -103,6 +112,12 @@ class FrameRing(Generic[T]):
                 return None
             return self._frames[0][0], self._frames[-1][0]
 
+    def usage(self) -> Tuple[int, int]:
+        """(frames, bytes) held."""
+        with self._lock:
+            return len(self._frames), self._bytes
+
     def clear(self) -> None:
         with self._lock:
             self._frames.clear()
+            self._bytes = 0

@@ -10,6 +10,8 @@ meanwhile. All tracking logic lives in segtrack_core.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import statistics
 import threading
 import time
@@ -21,12 +23,14 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -37,17 +41,26 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core import SegtrackError, TrackResult, TrackState, create_tracker
 from segtrack_core.errors import ConfigError, InvalidFrameError
+from segtrack_core.registry import get_backend, make_config
 from segtrack_core.visualize import draw_overlay
 
 from . import messages
 from .cdr import parse_image
 from .frame_buffer import FrameRing, Mailbox
 from .image_conversion import compressed_to_bgr, image_msg_to_bgr
-from .parameters import NODE_NAME, PARAMETERS, backend_overrides
+from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMETERS, THRESHOLDS, backend_overrides,
+                         parameter_error)
 
 WORKER_JOIN_TIMEOUT_S = 10.0
 LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+MIB = 1 << 20
+STOP_POLL_S = 0.1  # how often the executor loop looks for a SIGINT/SIGTERM
+# A frame older than the target's frame by more than this is a clock jump (clock reset, bag loop, a target
+# set on a future-stamped frame), not a frame that was in flight when the target was set.
+STAMP_JUMP_NS = 1_000_000_000
+# Stamps further ahead of this node's clock than this are reported (unsynchronised camera clock).
+FUTURE_STAMP_NS = 1_000_000_000
 
 
 class InputFrame(NamedTuple):
@@ -61,6 +74,11 @@ class InputFrame(NamedTuple):
 
     def to_bgr(self) -> np.ndarray:
         return compressed_to_bgr(self.image.data) if self.compressed else image_msg_to_bgr(self.image)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of image data it holds."""
+        return len(self.image.data)
 
     def header(self) -> Header:
         if self.compressed:
@@ -79,6 +97,9 @@ class Stats:
 
     processed: int = 0
     bad_frames: int = 0
+    future_stamped: int = 0  # frames stamped more than FUTURE_STAMP_NS ahead of the node's clock
+    stamp_jumps: int = 0  # stamps that went back by more than STAMP_JUMP_NS; tracking went on
+    out_of_order: int = 0  # frames just older than the target's frame, skipped
     state: str = "no target"
     # Recent per-frame times (ms): stamp -> publish, tracker, stamp -> image callback (transport),
     # callback -> worker start (mailbox wait), worker time outside the tracker (node processing).
@@ -87,12 +108,25 @@ class Stats:
 
 
 def qos_profile(reliability: str, depth: int) -> QoSProfile:
+    """The image subscription's QoS (values checked with the other parameters)."""
     policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
-    if reliability not in policies:
-        raise ConfigError(f"qos.reliability must be best_effort or reliable, got {reliability!r}")
-    if depth < 1:
-        raise ConfigError(f"qos.depth must be at least 1, got {depth}")
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def resident_bytes() -> Optional[int]:
+    """This process's resident memory (Linux /proc), or None where that is not available."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def service_qos_profile(depth: int) -> QoSProfile:
+    """The services' default QoS with a request queue of ``depth`` (rclpy's default of 10 drops the 11th
+    concurrent call); ``depth`` was checked with the other parameters."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
 
 
@@ -100,7 +134,13 @@ class SegtrackNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+            when = ("applied at once" if name in LIVE_PARAMETERS else
+                    "read at start" if name in STARTUP_PARAMETERS else "read at configure")
+            self.declare_parameter(name, default, ParameterDescriptor(
+                description=f"{description} [{when}]", read_only=name in STARTUP_PARAMETERS))
+        # ros2 param set: every change is validated, then applied at once or refused with the reason.
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
         # A service coroutine awaiting the worker keeps its callback group busy: each kind of callback
         # gets its own group so images, the wake-up below and other requests still get through.
         self._image_group = MutuallyExclusiveCallbackGroup()
@@ -122,22 +162,37 @@ class SegtrackNode(LifecycleNode):
         self._target_id = 0
         self._init_stamp_ns: Optional[int] = None
         self._enabled = True
+        self._debug_enabled = True
+        self._threshold_defaults: dict[str, float] = {}
         self._stats = Stats()
         self._stats_lock = threading.Lock()
-        self._last_diagnostics = (time.monotonic(), 0)
+        self._last_diagnostics = (time.monotonic(), 0, 0, 0)
         self._mask_writer = messages.MaskImageWriter()
+        # The worker publishes only while this is set, checked under the lock: once the worker is stopped
+        # (deactivate, shutdown) a frame it is still finishing can never publish on a dead context.
+        self._outputs_lock = threading.Lock()
+        self._outputs_open = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = {name: self.get_parameter(name).value for name in PARAMETERS}
         try:
+            for name, value in params.items():  # values given at start never went through _check_parameters
+                error = parameter_error(name, value)
+                if error:
+                    raise ConfigError(error)
             self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
-            self._ring = FrameRing(params["frame_buffer_size"])
+            service_qos = service_qos_profile(params["service_queue_depth"])
+            self._ring = FrameRing(params["frame_buffer_size"], params["frame_buffer_max_mb"] * MIB)
             backend = params["backend"]
             overrides = backend_overrides(backend, params, self.get_logger().warning)
             source = params["tracker_config"] or None
             self._tracker = create_tracker(backend, source, **overrides)
+            # What a negative threshold set later means: the backend config's own value.
+            fields = {f.name for f in dataclasses.fields(get_backend(backend).config_cls)}
+            base_config = make_config(backend, source)
+            self._threshold_defaults = {name: getattr(base_config, name) for name in THRESHOLDS if name in fields}
         except (SegtrackError, ValueError) as exc:
             reason = exc.args[0] if exc.args else exc  # KeyError-based errors would print quoted
             self.get_logger().error(f"configure failed: {reason}; fix the parameters, then configure again "
@@ -145,24 +200,26 @@ class SegtrackNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._params = params
         self._device = str(getattr(self._tracker, "device", "cpu"))
-        self._enabled = True
+        self._enabled = params["enabled"]
+        self._debug_enabled = params["publish_debug_image"]
         self._target_id = 0
         self._init_stamp_ns = None
         self._stats = Stats()
-        self._last_diagnostics = (time.monotonic(), 0)
+        self._last_diagnostics = (time.monotonic(), 0, 0, 0)
 
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.depth"],
                              reliability=ReliabilityPolicy.RELIABLE)
         self._target_pub = self.create_lifecycle_publisher(TrackedTarget, "~/target", out_qos)
         self._mask_pub = self.create_lifecycle_publisher(Image, "~/mask", out_qos)
         self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "~/detections", out_qos)
-        self._debug_pub = (self.create_lifecycle_publisher(Image, "~/debug_image", out_qos)
-                           if params["publish_debug_image"] else None)
+        # Always created so that publish_debug_image can be switched live.
+        self._debug_pub = self.create_lifecycle_publisher(Image, "~/debug_image", out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._tracker_services = [
-            self.create_service(SetTarget, "~/set_target", self._on_set_target, callback_group=self._service_group),
-            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group),
-            self.create_service(SetBool, "~/enable", self._on_enable, callback_group=self._service_group),
+            self.create_service(kind, name, callback, qos_profile=service_qos, callback_group=self._service_group)
+            for kind, name, callback in ((SetTarget, "~/set_target", self._on_set_target),
+                                         (Trigger, "~/reset", self._on_reset),
+                                         (SetBool, "~/enable", self._on_enable))
         ]
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(f"configured: backend {params['backend']} on {self._device}")
@@ -173,6 +230,8 @@ class SegtrackNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, args=(self._mailbox,), name="segtrack-worker",
                                         daemon=True)
         self._worker.start()
+        with self._outputs_lock:
+            self._outputs_open = True
         if self._params["use_compressed"]:
             self._image_topic = self.resolve_topic_name("image") + "/compressed"
             sub = self.create_subscription(CompressedImage, self._image_topic, self._on_compressed,
@@ -211,6 +270,8 @@ class SegtrackNode(LifecycleNode):
         self._subscriptions_active = []
         if self._mailbox is not None:
             self._mailbox.close()
+        with self._outputs_lock:
+            self._outputs_open = False
         if self._worker is not None:
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
             if self._worker.is_alive():  # a frame still in the tracker; the thread ends after it
@@ -237,6 +298,56 @@ class SegtrackNode(LifecycleNode):
         """Stop the worker (whatever the lifecycle state) before the node is destroyed."""
         self._stop_worker()
 
+    # ---- parameters (executor thread) -------------------------------------------------------------------
+
+    def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a ros2 param set before it happens: refuse bad values, and configure-time parameters
+        while configured (they would silently wait for the next configure)."""
+        values = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        configured = self._tracker is not None
+        try:
+            for name, value in values.items():
+                error = parameter_error(name, value)
+                if error is None and configured and name not in LIVE_PARAMETERS:
+                    error = (f"{name} needs reconfigure: it is read at configure; deactivate and clean up the "
+                             f"node (ros2 lifecycle set {self.get_fully_qualified_name()} cleanup), set it, "
+                             "then configure")
+                if error:
+                    raise ConfigError(error)
+            if configured:
+                self._thresholds_config(values)
+        except SegtrackError as exc:
+            self.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        values = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        if self._tracker is None or not values:
+            return  # not configured: configure reads them
+        self._params.update(values)
+        config = self._thresholds_config(values)
+        if config is not None:
+            self._tracker.config = config  # backends read their thresholds from .config on every frame
+        self._debug_enabled = self._params["publish_debug_image"]
+        self._enabled = self._params["enabled"]
+        self.get_logger().info("applied " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+
+    def _thresholds_config(self, values: dict[str, Any]) -> Optional[Any]:
+        """The tracker's config with the thresholds among ``values`` (negative = the configured default),
+        None if there are none; raises ConfigError if the backend lacks one or they do not fit together."""
+        changes = {}
+        for name in THRESHOLDS:
+            if name not in values:
+                continue
+            if name in self._threshold_defaults:
+                changes[name] = values[name] if values[name] >= 0 else self._threshold_defaults[name]
+            elif values[name] >= 0:
+                raise ConfigError(f"backend {self._params['backend']!r} has no {name} setting")
+        if not changes:
+            return None
+        return make_config(self._params["backend"], self._tracker.config, **changes)
+
     # ---- executor side: callbacks ----------------------------------------------------------------------
 
     def _on_image(self, serialized: bytes) -> None:
@@ -257,8 +368,13 @@ class SegtrackNode(LifecycleNode):
         mailbox, ring = self._mailbox, self._ring
         if mailbox is None or ring is None:
             return
-        ring.append(frame.stamp_ns, frame)
+        ring.append(frame.stamp_ns, frame, frame.nbytes)
         mailbox.put_frame(frame)
+        if frame.nbytes > self._params["frame_buffer_max_mb"] * MIB:
+            self.get_logger().warning(
+                f"a {frame.nbytes / MIB:.1f} MiB image exceeds frame_buffer_max_mb "
+                f"({self._params['frame_buffer_max_mb']} MiB): only the newest frame is kept for set_target",
+                throttle_duration_sec=LOG_THROTTLE_S)
 
     async def _run_on_worker(self, command: Callable[[], Any]) -> tuple[bool, str, Any]:
         """Run ``command`` on the worker: (success, message, its return value).
@@ -301,6 +417,7 @@ class SegtrackNode(LifecycleNode):
     async def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         response.success, response.message, _ = await self._run_on_worker(lambda: self._set_enabled(request.data))
         if response.success:
+            self.set_parameters([Parameter("enabled", Parameter.Type.BOOL, request.data)])  # keep it in step
             response.message = "tracking enabled" if request.data else "tracking disabled: no outputs until enabled"
         return response
 
@@ -332,13 +449,9 @@ class SegtrackNode(LifecycleNode):
                 span = ring.stamp_range()
                 held = f"buffered stamps span {span[0]}..{span[1]} ns" if span else "no frame buffered yet"
                 raise TargetRequestError(f"no buffered frame has stamp {stamp_ns} ns ({held})")
+            image = frame.to_bgr()
         else:
-            newest = ring.newest()
-            if newest is None:
-                raise TargetRequestError(f"no image received yet on {self._image_topic}; "
-                                         "set_target needs a frame to initialise on")
-            stamp_ns, frame = newest
-        image = frame.to_bgr()
+            stamp_ns, image = self._newest_decodable(ring)
         target = messages.target_from_request(request, image)
         self._tracker.initialize(image, target)
         self._target_id += 1
@@ -346,6 +459,20 @@ class SegtrackNode(LifecycleNode):
         with self._stats_lock:
             self._stats.state = "initialized"
         return self._target_id
+
+    def _newest_decodable(self, ring: FrameRing) -> tuple[int, np.ndarray]:
+        """(stamp, BGR image) of the newest buffered frame that converts; a broken newest frame is skipped."""
+        error = None
+        for stamp_ns, frame in ring.newest_first():
+            try:
+                return stamp_ns, frame.to_bgr()
+            except SegtrackError as exc:
+                error = error or exc
+        if error is not None:
+            raise TargetRequestError(f"none of the buffered frames from {self._image_topic} is usable "
+                                     f"(newest: {error}); set_target needs a frame to initialise on")
+        raise TargetRequestError(f"no image received yet on {self._image_topic}; "
+                                 "set_target needs a frame to initialise on")
 
     def _reset(self) -> None:
         self._tracker.reset()
@@ -357,13 +484,31 @@ class SegtrackNode(LifecycleNode):
         self._enabled = enabled
 
     def _process(self, frame: InputFrame) -> None:
+        started_ns = time.time_ns()
+        stamp_ns = frame.stamp_ns
+        ahead_ns = stamp_ns - self.get_clock().now().nanoseconds
+        if ahead_ns > FUTURE_STAMP_NS:
+            with self._stats_lock:
+                self._stats.future_stamped += 1
+            self.get_logger().warning(f"image stamped {ahead_ns * 1e-9:.3f} s ahead of this node's clock "
+                                      "(camera clock not synchronised?); tracking it anyway",
+                                      throttle_duration_sec=LOG_THROTTLE_S)
         tracker = self._tracker
         if not self._enabled or tracker is None or not tracker.initialized:
             return
-        started_ns = time.time_ns()
-        stamp_ns = frame.stamp_ns
-        if self._init_stamp_ns is not None and stamp_ns < self._init_stamp_ns:
-            return  # older than the frame the target was set on
+        init_stamp_ns = self._init_stamp_ns
+        if init_stamp_ns is not None and stamp_ns < init_stamp_ns:
+            if init_stamp_ns - stamp_ns <= STAMP_JUMP_NS:
+                with self._stats_lock:
+                    self._stats.out_of_order += 1
+                return  # was in flight when the target was set on a newer frame
+            with self._stats_lock:
+                self._stats.stamp_jumps += 1
+            self.get_logger().warning(
+                f"image stamps jumped back {(init_stamp_ns - stamp_ns) * 1e-9:.3f} s before the frame the target "
+                "was set on (clock reset, bag loop or a future-stamped frame); tracking goes on from this frame",
+                throttle_duration_sec=LOG_THROTTLE_S)
+            self._init_stamp_ns = None
         try:
             image = frame.to_bgr()
         except SegtrackError as exc:
@@ -384,14 +529,19 @@ class SegtrackNode(LifecycleNode):
         target = messages.tracked_target(header, self._target_id, result, tracker_ms)
         mask = self._mask_writer.message(header, result.mask)
         detections = messages.detections(header, self._target_id, result)
-        target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
-        self._target_pub.publish(target)
-        self._mask_pub.publish(mask)
-        self._detections_pub.publish(detections)
+        with self._outputs_lock:
+            if not self._outputs_open:
+                return
+            target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+            self._target_pub.publish(target)
+            self._mask_pub.publish(mask)
+            self._detections_pub.publish(detections)
         debug_pub = self._debug_pub
-        if debug_pub is not None and debug_pub.get_subscription_count() > 0:
-            overlay = draw_overlay(image, result, label=f"target {self._target_id}")
-            debug_pub.publish(messages.bgr8_image(header, overlay))
+        if self._debug_enabled and debug_pub is not None and debug_pub.get_subscription_count() > 0:
+            overlay = messages.bgr8_image(header, draw_overlay(image, result, label=f"target {self._target_id}"))
+            with self._outputs_lock:
+                if self._outputs_open:
+                    debug_pub.publish(overlay)
 
         finished_ns = time.time_ns()
         with self._stats_lock:
@@ -412,18 +562,23 @@ class SegtrackNode(LifecycleNode):
         with self._stats_lock:
             stats = self._stats
             processed, bad, state = stats.processed, stats.bad_frames, stats.state
+            future, jumps, out_of_order = stats.future_stamped, stats.stamp_jumps, stats.out_of_order
             medians = {name: statistics.median(values) if values else None
                        for name, values in stats.samples.items()}
-        last_time, last_processed = self._last_diagnostics
-        self._last_diagnostics = (now, processed)
+        buffered = self._ring.usage() if self._ring is not None else (0, 0)
+        rss = resident_bytes()
+        last_time, last_processed, last_future, last_jumps = self._last_diagnostics
+        self._last_diagnostics = (now, processed, future, jumps)
         fps = (processed - last_processed) / max(now - last_time, 1e-6)
         if mailbox is None:
             state = "inactive"
         elif not self._enabled:
             state = "disabled"
         status = DiagnosticStatus(name=f"segtrack: {self.get_fully_qualified_name()}", hardware_id=self._device)
-        if mailbox is None or state == TrackState.LOST.value:
-            status.level, status.message = DiagnosticStatus.WARN, state
+        stamp_trouble = [what for what, new in (("images stamped in the future", future > last_future),
+                                                 ("image stamps jumped back", jumps > last_jumps)) if new]
+        if mailbox is None or state == TrackState.LOST.value or stamp_trouble:
+            status.level, status.message = DiagnosticStatus.WARN, "; ".join([state] + stamp_trouble)
         else:
             status.level, status.message = DiagnosticStatus.OK, state
         values = {
@@ -437,7 +592,13 @@ class SegtrackNode(LifecycleNode):
             "frames_processed": processed,
             "frames_dropped": mailbox.dropped if mailbox else 0,
             "bad_frames": bad,
+            "future_stamped_frames": future,
+            "stamp_jumps": jumps,
+            "out_of_order_frames": out_of_order,
             "image_topic": self._image_topic,
+            "frame_buffer_frames": buffered[0],
+            "frame_buffer_mb": f"{buffered[1] / MIB:.1f}",
+            "memory_rss_mb": "" if rss is None else f"{rss / MIB:.1f}",
         }
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
@@ -445,25 +606,43 @@ class SegtrackNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
 
-def main(args: Optional[list[str]] = None) -> None:
-    rclpy.init(args=args)
+def main(args: Optional[list[str]] = None) -> int:
+    """Run the node until SIGINT or SIGTERM (once or repeatedly): then the worker stops, outputs close and
+    the context shuts down, in that order, and the process exits 0."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop.set()  # a repeated signal changes nothing: the shutdown below is already bounded
+
+    # Our handlers instead of rclpy's: rclpy's shut the context down at once, under a worker still
+    # publishing, and a second Ctrl-C killed the process.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SegtrackNode()
-    if node.get_parameter("autostart").value:
-        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
     # One thread: rclpy's MultiThreadedExecutor delays image callbacks by up to a second now and then
     # (measured with segtrack_ros.bench); tracking runs on the worker thread and service calls are
     # coroutines, so a single executor thread is never blocked.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if node.get_parameter("autostart").value and not stop.is_set():
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
+                node.trigger_activate()
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
         node.shutdown()
+        executor.shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(uninstall_handlers=False)  # uninstalling would restore SIG_DFL for a second Ctrl-C
+        # Python restores SIG_DFL for handled signals while the interpreter finalises: a late second
+        # signal would then kill the process (exit -2 / -15). Everything is stopped; ignore them.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    return 0
 
 
 if __name__ == "__main__":

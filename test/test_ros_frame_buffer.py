@@ -53,12 +53,27 @@ def test_close_fails_pending_and_later_commands():
 
 
 def test_ring_keeps_the_last_frames_by_stamp():
-    ring = FrameRing(3)
-    assert ring.newest() is None and ring.stamp_range() is None
+    ring = FrameRing(3, 1000)
+    assert ring.newest_first() == [] and ring.stamp_range() is None
     for stamp in (10, 20, 30, 40):
-        ring.append(stamp, f"f{stamp}")
-    assert ring.newest() == (40, "f40")
+        ring.append(stamp, f"f{stamp}", 1)
+    assert ring.newest_first() == [(40, "f40"), (30, "f30"), (20, "f20")]
     assert ring.find(20) == "f20" and ring.find(10) is None and ring.find(25) is None
-    assert ring.stamp_range() == (20, 40)
+    assert ring.stamp_range() == (20, 40) and ring.usage() == (3, 3)
     with pytest.raises(ValueError):
-        FrameRing(0)
+        FrameRing(0, 1000)
+    with pytest.raises(ValueError):
+        FrameRing(3, 0)
+
+
+def test_ring_is_bounded_by_bytes_and_always_keeps_the_newest():
+    ring = FrameRing(30, 100)
+    for stamp in range(5):
+        ring.append(stamp, stamp, 40)
+    assert ring.usage() == (2, 80) and [s for s, _ in ring.newest_first()] == [4, 3]
+    ring.append(5, 5, 250)  # larger than the bound on its own: kept alone
+    assert ring.usage() == (1, 250) and ring.find(5) == 5
+    ring.append(6, 6, 10)
+    assert ring.usage() == (1, 10)
+    ring.clear()
+    assert ring.usage() == (0, 0)

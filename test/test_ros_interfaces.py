@@ -172,3 +172,50 @@ def test_full_hd_best_effort_image_crosses_processes_with_shipped_dds_profile(tm
     # Best effort may lose a first sample while both sides finish matching; the default transports lose all.
     assert received >= count - 3, out
     assert intact == received, out
+
+
+def test_a_camera_started_from_the_sourced_workspace_delivers_full_hd_frames_to_the_node(tmp_path):
+    """The documented camera-side path on a colcon workspace: sourcing it runs segtrack's environment hook,
+    so a camera driver started there uses the profile too (without it ~0 of 1080p frames arrive)."""
+    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value
+
+    prefix = tmp_path / "install"  # a colcon install prefix: the layout plus the configured hook
+    subprocess.run([str(REPO / "scripts" / "install_ros_layout.sh"), str(prefix), sys.executable], check=True)
+    variable = "FASTDDS_DEFAULT_PROFILES_FILE"  # what CMakeLists configures for Kilted
+    hooks = prefix / "share" / "segtrack" / "environment"
+    hooks.mkdir()
+    for template in ("segtrack_fastdds.sh.in", "segtrack_fastdds.dsv.in"):
+        text = (REPO / "env-hooks" / template).read_text().replace("@SEGTRACK_PROFILE_VARIABLE@", variable)
+        (hooks / template[:-3]).write_text(text)
+    profile = prefix / "share" / "segtrack" / "config" / "fastdds_shm.xml"
+    dsv_type, dsv_variable, dsv_value = (hooks / "segtrack_fastdds.dsv").read_text().strip().split(";")
+    assert (dsv_type, dsv_variable, prefix / dsv_value) == ("set-if-unset", variable, profile)
+
+    base = _ros_env(tmp_path)
+    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+        base.pop(name, None)
+
+    def sourced(env: dict[str, str]) -> dict[str, str]:
+        shell = subprocess.run(["bash", "-c", f'AMENT_CURRENT_PREFIX="{prefix}" . "{hooks}/segtrack_fastdds.sh" '
+                                              '&& env -0'], env=env, capture_output=True, text=True, check=True)
+        return dict(line.split("=", 1) for line in shell.stdout.split("\0") if "=" in line)
+
+    camera_env = sourced(base)
+    assert camera_env[variable] == str(profile) and profile.is_file()
+    assert sourced({**base, variable: "/mine.xml"})[variable] == "/mine.xml"  # a chosen profile is kept
+
+    domain_id = int(base["ROS_DOMAIN_ID"])
+    configure_this_process(domain_id)
+    count = 40
+    with NodeProcess(domain_id, {"backend": "csrt"}) as node, TrackerClient(domain_id) as client:
+        assert client.wait_for_services(30) and client.wait_for_subscriber(10), node.log()
+        camera = subprocess.run([sys.executable, "-c", textwrap.dedent(_IMAGE_PEER), "publisher", "/image",
+                                 str(count), "20"], env=camera_env, capture_output=True, text=True, timeout=90)
+        assert camera.returncode == 0, camera.stderr
+
+        def received(r) -> int:
+            values = [diagnostic_value(m, "frames_received") for _, m in r.diagnostics]
+            return max((int(v) for v in values if v), default=0)
+
+        client.wait_for(lambda r: received(r) >= count, 5)
+        assert received(client.received) >= 0.95 * count, node.log()

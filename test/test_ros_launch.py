@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segtrack_ros.parameters import NODE_NAME, PARAMETERS
+from segtrack_ros.parameters import LAUNCH_OVERRIDES, NODE_NAME, PARAMETERS, launch_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
@@ -70,26 +70,36 @@ def test_launch_runs_the_setup_py_console_script(node_call):
 def test_every_launch_argument_reaches_the_node(launch_tree, node_call):
     arguments = {c.args[0].value for c in calls(launch_tree, "DeclareLaunchArgument")}
     assert {"image", "params_file", "device", "backend", "use_compressed", "namespace"} <= arguments
-    assert arguments <= launch_configurations(node_call), "a launch argument the node never sees"
-    (parameter_dict,) = [n for n in keyword(node_call, "parameters").elts if isinstance(n, ast.Dict)]
-    overrides = {}
-    for key, value in zip(parameter_dict.keys, parameter_dict.values):
-        (configuration,) = launch_configurations(value)
-        overrides[key.value] = configuration
-    for argument in arguments - set(NON_PARAMETER_ARGUMENTS):
-        assert overrides.get(argument) == argument and argument in PARAMETERS, argument
+    assert arguments == set(NON_PARAMETER_ARGUMENTS) | set(LAUNCH_OVERRIDES)
+    assert set(LAUNCH_OVERRIDES) <= set(PARAMETERS)
+    # The parameter arguments reach the node through launch_overrides, on top of the params file.
+    (function,) = [n for n in launch_tree.body if isinstance(n, ast.FunctionDef) and n.name == "segtrack_node"]
+    assert node_call in list(ast.walk(function))
+    assert calls(function, "launch_overrides") and "LAUNCH_OVERRIDES" in ast.unparse(function)
+    parameters = ast.unparse(keyword(node_call, "parameters"))
+    assert parameters.startswith("[LaunchConfiguration('params_file')]") and "overrides" in parameters
     for argument, where in NON_PARAMETER_ARGUMENTS.items():
         assert argument in launch_configurations(keyword(node_call, where)), (argument, where)
     (remapping,) = keyword(node_call, "remappings").elts
     assert remapping.elts[0].value == "image"  # the topic the node subscribes to
 
 
-def test_launch_defaults_match_the_node_defaults(launch_tree):
+def test_parameter_launch_arguments_default_to_not_given(launch_tree):
+    # A default here would override the params file's value (issue 9: backend: csrt in a params file
+    # ran d3s2).
     for call in calls(launch_tree, "DeclareLaunchArgument"):
-        name = call.args[0].value
-        if name in PARAMETERS:
-            default = keyword(call, "default_value").value
-            assert yaml.safe_load(default) == PARAMETERS[name][0], name
+        if call.args[0].value in LAUNCH_OVERRIDES:
+            assert keyword(call, "default_value").value == "", call.args[0].value
+
+
+def test_launch_overrides_keep_only_the_arguments_given():
+    assert launch_overrides({"backend": "", "device": "", "use_compressed": ""}) == {}
+    assert launch_overrides({"backend": "csrt", "device": "", "use_compressed": ""}) == {"backend": "csrt"}
+    assert launch_overrides({"device": "cuda:1", "use_compressed": "True"}) == {"device": "cuda:1",
+                                                                               "use_compressed": True}
+    assert launch_overrides({"use_compressed": "false"}) == {"use_compressed": False}
+    with pytest.raises(ValueError, match="use_compressed must be true or false"):
+        launch_overrides({"use_compressed": "yes please"})
 
 
 def test_launch_points_fast_dds_at_the_shipped_profile(launch_tree):
@@ -174,3 +184,39 @@ def test_colcon_installs_the_node_executable_where_launch_looks():
     script = REPO / "scripts" / "segtrack_node"
     assert os.access(script, os.X_OK) and script.read_text().startswith("#!")
     assert "segtrack_ros.node" in script.read_text()
+
+
+def test_colcon_installs_the_segtrack_command_and_registers_the_tests():
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert "install(PROGRAMS scripts/segtrack DESTINATION bin)" in cmake
+    testing = cmake[cmake.index("if(BUILD_TESTING)"):]
+    assert "find_package(ament_cmake_pytest REQUIRED)" in testing
+    assert "ament_add_pytest_test(segtrack_pytest test " in testing
+    assert "<test_depend>ament_cmake_pytest</test_depend>" in (REPO / "package.xml").read_text()
+    # The installed command runs what pip's console script runs.
+    setup = ast.parse((REPO / "setup.py").read_text())
+    (setup_call,) = calls(setup, "setup")
+    scripts = dict(s.replace(" ", "").split("=") for s in
+                   ast.literal_eval(keyword(setup_call, "entry_points"))["console_scripts"])
+    script = REPO / "scripts" / "segtrack"
+    assert os.access(script, os.X_OK) and script.read_text().startswith("#!/usr/bin/env python3")
+    module, function = scripts["segtrack"].split(":")
+    assert f"from {module} import {function}" in script.read_text()
+    result = subprocess.run([sys.executable, str(script), "backends"], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0 and "csrt" in result.stdout, result.stderr
+
+
+def test_installed_package_finds_its_config_without_the_source_tree(tmp_path, monkeypatch):
+    from segtrack_ros import env
+
+    installed = tmp_path / "install" / "share" / "segtrack" / "config"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(env, "REPO_ROOT", tmp_path / "site-packages")  # where a colcon install puts it
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join([str(tmp_path / "other"), str(tmp_path / "install")]))
+    assert env.config_dir() == installed
+    profile = env.ros_environment()["FASTDDS_DEFAULT_PROFILES_FILE"]
+    assert profile == str(installed / "fastdds_shm.xml")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path / "other"))
+    with pytest.raises(FileNotFoundError, match="config"):
+        env.config_dir()

@@ -34,7 +34,7 @@ def node_and_client():
     from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process
 
     configure_this_process(DOMAIN_ID)
-    node = NodeProcess(DOMAIN_ID, {"backend": "csrt", "frame_buffer_size": 8})
+    node = NodeProcess(DOMAIN_ID, {"backend": "csrt", "frame_buffer_size": 8, "frame_buffer_max_mb": 2})
     client = None
     try:
         client = TrackerClient(DOMAIN_ID, debug_image=True)
@@ -279,6 +279,120 @@ def test_bad_set_target_requests_fail_clearly(client, sequence):
     # The previous target is still being tracked.
     outputs = client.track_frame(frames[1])
     assert outputs is not None and outputs[0].has_box
+
+
+def test_set_target_without_stamp_skips_an_undecodable_newest_frame(client, sequence):
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    broken = client.image_message(frames[1])
+    broken.encoding = "bayer_grbg8"
+    client.publish_frame(frames[1])
+    time.sleep(0.3)
+    client.publish(broken)
+    time.sleep(0.3)
+    # The newest frame cannot be converted: the target goes on the newest one that can.
+    response = client.set_box(*box_of(masks[1]))
+    assert response.success, response.message
+    outputs = client.track_frame(frames[2])
+    assert outputs is not None and outputs[0].target_id == response.target_id and outputs[0].has_box
+
+
+def test_a_target_set_on_a_future_stamped_frame_does_not_stop_tracking(node_and_client, client, sequence):
+    from segtrack_ros.client import diagnostic_value
+
+    node, _ = node_and_client
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    future = time.time_ns() + 3600 * 10**9  # a camera clock an hour ahead, for one frame
+    client.publish_frame(frames[1], stamp=future)
+    time.sleep(0.3)
+    response = client.set_box(*box_of(masks[1]), stamp=future)
+    assert response.success, response.message
+    # Frames stamped now are an hour older than the target's frame: a clock jump, tracked and reported.
+    for frame in frames[2:4]:
+        outputs = client.track_frame(frame)
+        assert outputs is not None and outputs[0].target_id == response.target_id, node.log()
+
+    def reported(r):
+        return any(diagnostic_value(m, "future_stamped_frames") not in (None, "0")
+                   and diagnostic_value(m, "stamp_jumps") not in (None, "0") for _, m in r.diagnostics)
+
+    assert client.wait_for(reported, 3)
+    assert "ahead of this node's clock" in node.log() and "jumped back" in node.log()
+
+
+def test_fifty_concurrent_service_calls_are_all_answered(client, sequence):
+    import threading
+
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from segtrack.srv import SetTarget
+    from std_srvs.srv import SetBool
+
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    # The caller's own response queue must hold 50 answers too; the node's request queue is under test.
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    set_target = client.node.create_client(SetTarget, f"{client.prefix}/set_target", qos_profile=qos)
+    enable = client.node.create_client(SetBool, f"{client.prefix}/enable", qos_profile=qos)
+    assert set_target.wait_for_service(timeout_sec=10) and enable.wait_for_service(timeout_sec=10)
+    x, y, w, h = box_of(masks[0])
+    request = SetTarget.Request(type=SetTarget.Request.TYPE_BOX)
+    request.box.center.position.x, request.box.center.position.y = x + w / 2, y + h / 2
+    request.box.size_x, request.box.size_y = w, h
+    answered = threading.Semaphore(0)
+    futures = [set_target.call_async(request) if i % 2 else enable.call_async(SetBool.Request(data=True))
+               for i in range(50)]
+    for future in futures:
+        future.add_done_callback(lambda _: answered.release())
+    deadline = time.monotonic() + 30
+    got = sum(answered.acquire(timeout=max(deadline - time.monotonic(), 0)) for _ in futures)
+    assert got == 50, f"{50 - got} of 50 concurrent calls were never answered"
+    assert all(f.result().success for f in futures)
+    assert len({f.result().target_id for f in futures[1::2]}) == 25  # each set_target was served
+
+
+def test_frame_buffer_is_bounded_by_bytes_and_memory_is_reported(node_and_client, client, sequence):
+    from segtrack_ros.client import diagnostic_value
+
+    node, _ = node_and_client
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    stamps = [stamp_of(client.track_frame(frame)) for frame in frames[1:9]]
+    # 2 MiB hold 6 of these 307 kB frames (fewer than frame_buffer_size 8): the oldest two are gone.
+    assert not client.set_box(*box_of(masks[1]), stamp=stamps[1]).success
+    assert client.set_box(*box_of(masks[2]), stamp=stamps[2]).success
+
+    def reported(r):
+        return any(diagnostic_value(m, "frame_buffer_frames") == "6" for _, m in r.diagnostics)
+
+    client.clear()
+    assert client.wait_for(reported, 3)
+    latest = client.received.diagnostics[-1][1]
+    assert float(diagnostic_value(latest, "frame_buffer_mb")) <= 2.0
+    assert float(diagnostic_value(latest, "memory_rss_mb")) > 50  # python + rclpy + OpenCV
+    # One frame larger than the whole bound: kept alone, and logged.
+    client.publish_frame(cv2.resize(frames[0], (1280, 720)))
+    assert client.wait_for(lambda r: any(diagnostic_value(m, "frame_buffer_frames") == "1"
+                                         for _, m in r.diagnostics), 5)
+    assert "exceeds frame_buffer_max_mb" in node.log()
+
+
+def stamp_of(outputs) -> int:
+    from segtrack_ros.client import stamp_ns
+
+    assert outputs is not None
+    return stamp_ns(outputs[0].header.stamp)
+
+
+def test_boxes_far_larger_than_the_image_are_clipped_and_tracked(client, sequence):
+    frames, masks = sequence
+    assert client.start_tracking(frames[0], box_of(masks[0])).success
+    for request in (lambda: client.set_box(213 - 5e11, 120 - 5e11, 1e12, 1e12),
+                    lambda: client.set_rotated_box(213, 120, 1e300, 1e300, 0.3)):
+        response = request()
+        assert response.success, response.message
+        outputs = client.track_frame(frames[1])
+        assert outputs is not None and outputs[0].target_id == response.target_id
 
 
 def test_image_subscription_uses_sensor_data_qos(client):

@@ -48,10 +48,16 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
         # Without autostart the node waits, unconfigured, with no tracker services.
         assert client.call(get_state, GetState.Request()).current_state.label == "unconfigured"
         assert not client.set_target_client.wait_for_service(timeout_sec=0.5)
+        # Unconfigured: a configure-time parameter is accepted (validated) and used by configure.
+        assert client.set_parameters(frame_buffer_size=4)[0].successful
+        assert not client.set_parameters(frame_buffer_size=0)[0].successful
         for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
             assert client.call(change, ChangeState.Request(transition=Transition(id=transition))).success
         assert client.call(get_state, GetState.Request()).current_state.label == "active"
         assert client.wait_for_services(10)
+        (refused,) = client.set_parameters(frame_buffer_size=8)
+        assert not refused.successful and "needs reconfigure" in refused.reason
+        assert client.get_parameters("frame_buffer_size") == {"frame_buffer_size": 4}
 
         # Before any image: a clear refusal naming the (remapped) topic.
         response = client.set_box(*box)
@@ -83,3 +89,14 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
         client.publish_compressed(jpegs[1])
         assert not client.wait_for(lambda r: r.targets, 1.0)
         assert node.alive()
+
+
+def test_bad_start_values_fail_configure_with_the_reason():
+    from segtrack_ros.client import NodeProcess
+
+    with NodeProcess(DOMAIN_ID, {"backend": "csrt", "qos.depth": 0, "service_queue_depth": 0}) as node:
+        deadline = time.monotonic() + 30
+        while "configure failed" not in node.log() and time.monotonic() < deadline and node.alive():
+            time.sleep(0.1)
+        assert "configure failed: qos.depth must be at least 1" in node.log(), node.log()
+        assert node.alive()  # it waits, unconfigured, for fixed parameters

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segtrack_core import available_backends, create_tracker
-from segtrack_ros.parameters import PARAMETERS, backend_overrides
+from segtrack_ros.parameters import LIVE_PARAMETERS, PARAMETERS, backend_overrides, parameter_error
 
 
 def defaults(**changes):
@@ -40,3 +40,16 @@ def test_settings_the_backend_has_are_passed_through_and_build_a_tracker(tmp_pat
     assert tracker.config.tracking_threshold == 0.55 and str(tracker.device) == "cpu"
     weights = backend_overrides("d3s2", defaults(weights=str(tmp_path / "w.pt")), warnings.append)
     assert weights == {"weights": str(tmp_path / "w.pt")} and warnings == []
+
+
+def test_parameter_values_are_checked(tmp_path):
+    assert all(parameter_error(name, default) is None for name, (default, _) in PARAMETERS.items())
+    assert "not registered" in parameter_error("backend", "nope")
+    assert parameter_error("device", "cuda:1") is None and "cuda:N" in parameter_error("device", "gpu")
+    assert "not a file" in parameter_error("tracker_config", str(tmp_path / "missing.yaml"))
+    assert parameter_error("tracking_threshold", -1.0) is None and parameter_error("lost_threshold", 0.2) is None
+    assert "(0, 1]" in parameter_error("lost_threshold", 0.0) and "(0, 1]" in parameter_error("lost_threshold", 1.5)
+    for name in ("frame_buffer_size", "qos.depth", "service_queue_depth"):
+        assert "at least 1" in parameter_error(name, 0)
+    assert "best_effort or reliable" in parameter_error("qos.reliability", "sometimes")
+    assert set(LIVE_PARAMETERS) <= set(PARAMETERS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -125,3 +126,79 @@ def test_failed_initialisation_leaves_no_half_built_tracker(scene, monkeypatch):
     assert not tracker.initialized
     with pytest.raises(NotInitializedError):
         tracker.track(scene)
+
+
+@pytest.mark.parametrize("target", [
+    st.Box(160 - 5e11, 120 - 5e11, 1e12, 1e12),
+    st.Box(160 - 5e299, 120 - 5e299, 1e300, 1e300),
+    st.Box(-1e6, 100, 3e6, 30),
+    st.RotatedBox(160, 120, 1e12, 1e12, 0.3),
+    st.RotatedBox(160, 120, 1e300, 1e300, 0.3),
+    st.RotatedBox(160, 120, 1e9, 40, -0.2),
+])
+def test_boxes_far_larger_than_the_image_are_clipped_before_any_work(tracker, scene, target):
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    started = time.perf_counter()
+    tracker.initialize(scene, target)
+    result = tracker.track(scene)
+    assert time.perf_counter() - started < 20  # sizes of 1e6-1e9 used to take minutes and gigabytes
+    assert result.mask.shape == scene.shape[:2]
+
+
+def test_validate_target_clips_to_the_image_and_keeps_the_visible_pixels():
+    from segtrack_core.geometry import target_to_mask
+    from segtrack_core.types import validate_target
+
+    shape = (240, 320)
+    assert validate_target(st.Box(-1e300, -5, 2e300, 1e12), shape) == st.Box(0, 0, 320, 240)
+    assert validate_target(st.Box(10, 20, 30, 40), shape) == st.Box(10, 20, 30, 40)
+    huge = validate_target(st.RotatedBox(160, 120, 1e300, 1e300, 0.3), shape)
+    assert huge.angle == 0.3 and max(huge.w, huge.h) <= math.hypot(320, 240) + 1e-6
+    assert target_to_mask(huge, shape).all()
+    inside = st.RotatedBox(100, 100, 40, 20, 0.5)
+    assert validate_target(inside, shape) == inside
+    hanging = st.RotatedBox(300, 60, 200, 30, 0.4)  # reaches past the right edge
+    clipped = validate_target(hanging, shape)
+    assert clipped.w < hanging.w and clipped.angle == hanging.angle
+    assert np.array_equal(target_to_mask(clipped, shape), target_to_mask(hanging, shape))
+
+
+def test_float16_box_fields_are_used_as_floats(tracker, scene):
+    from segtrack_core.types import validate_target
+
+    half = st.Box(*(np.float16(v) for v in (0, 0, 320, 240)))  # w*h overflows float16
+    checked = validate_target(half, scene.shape[:2])
+    assert all(type(v) is float for v in checked.as_tuple())
+    tracker.initialize(scene, half)
+    tracker.initialize(scene, st.RotatedBox(*(np.float16(v) for v in (150, 105, 60, 50, 0.1))))
+    assert tracker.track(scene).mask.shape == scene.shape[:2]
+
+
+@pytest.mark.parametrize("shape", [(8, 4000, 3), (4000, 8, 3)])
+def test_too_thin_frames_are_refused_and_keep_the_target(tracker, scene, shape):
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    thin = np.random.default_rng(2).integers(0, 255, shape, dtype=np.uint8)
+    with pytest.raises(InvalidFrameError, match="too small"):
+        tracker.initialize(thin, st.Box(0, 0, shape[1], shape[0]))
+    assert tracker.track(scene).state is not st.TrackState.LOST
+
+
+@pytest.mark.parametrize("shape", [(16, 4000, 3), (4000, 16, 3)])
+def test_full_frame_box_in_a_very_wide_or_tall_frame_works_or_is_refused(tracker, scene, shape):
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    thin = np.random.default_rng(3).integers(0, 255, shape, dtype=np.uint8)
+    try:
+        tracker.initialize(thin, st.Box(0, 0, shape[1], shape[0]))
+    except InvalidTargetError:
+        assert tracker.track(scene).state is not st.TrackState.LOST  # refused: the old target is kept
+    else:
+        assert tracker.track(thin).mask.shape == shape[:2]
+
+
+def test_a_backend_refusing_a_target_keeps_the_current_one(scene, monkeypatch):
+    tracker = st.create_tracker("csrt")
+    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+    with pytest.raises(InvalidTargetError, match="CSRT cannot track"):
+        tracker.initialize(scene, st.Box(0, 100, 320, 5))  # too thin for CSRT's filters
+    result = tracker.track(scene)
+    assert result.state is st.TrackState.TRACKING and abs(result.box.center[0] - 150) < 10

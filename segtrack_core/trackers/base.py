@@ -7,15 +7,17 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import NotInitializedError
+from ..errors import NotInitializedError, SegtrackError
 from ..types import Target, TrackResult, validate_frame, validate_target
 
 
 class Tracker(abc.ABC):
     """Single-object tracker: ``initialize(frame, target)`` once, then ``track(frame)`` per frame.
 
-    Subclasses implement ``_initialize`` and ``_track``; input validation and the initialized check live
-    here so that every backend rejects bad input the same way, before touching its state.
+    Subclasses implement ``_initialize`` and ``_track``; input validation (targets clipped to the image)
+    and the initialized check live here so that every backend rejects bad input the same way, before
+    touching its state. A backend that refuses a valid-looking target raises a SegtrackError from
+    ``_initialize`` before changing its state: the current target is then kept.
     """
 
     name: str = "tracker"
@@ -37,9 +39,13 @@ class Tracker(abc.ABC):
         frame = validate_frame(frame)
         target = validate_target(target, frame.shape[:2])
         # Invalid input was rejected above with the old target intact; from here on a failure must not
-        # leave a half-built tracker that track() would use.
-        self._image_shape = None
-        self._initialize(frame, target)
+        # leave a half-built tracker that track() would use, except a backend's typed refusal (see above).
+        previous, self._image_shape = self._image_shape, None
+        try:
+            self._initialize(frame, target)
+        except SegtrackError:
+            self._image_shape = previous
+            raise
         self._image_shape = frame.shape[:2]
 
     def track(self, frame: np.ndarray) -> TrackResult:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import InvalidTargetError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, rotated_box_to_box, target_to_mask
 from ..registry import register_backend
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
@@ -42,10 +43,15 @@ class CsrtTracker(Tracker):
         params = cv2.TrackerCSRT_Params()
         params.use_color_names = self.config.use_color_names
         params.use_hog = self.config.use_hog
-        self._tracker = cv2.TrackerCSRT_create(params)
+        tracker = cv2.TrackerCSRT_create(params)
         box = _initial_box(target, frame.shape[:2])
         rect = tuple(int(round(v)) for v in box.as_tuple())
-        self._tracker.init(frame, (rect[0], rect[1], max(rect[2], 1), max(rect[3], 1)))
+        try:
+            tracker.init(frame, (rect[0], rect[1], max(rect[2], 1), max(rect[3], 1)))
+        except cv2.error as exc:  # e.g. very thin boxes, or a full-frame box in a very wide frame
+            raise InvalidTargetError(f"CSRT cannot track the box {rect} in a {frame.shape[1]}x{frame.shape[0]} "
+                                     f"frame: {str(exc).strip().splitlines()[-1]}") from None
+        self._tracker = tracker
 
     def _track(self, frame: np.ndarray) -> TrackResult:
         start = time.perf_counter()

@@ -1,0 +1,81 @@
+"""ros2 param set on a running node (d3s2 on CPU): live parameters apply at once, the rest are refused
+with the reason; nothing is accepted silently."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
+                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+
+SIZE = (427, 240)
+DOMAIN_ID = 1 + (os.getpid() + 37) % 100
+
+
+@pytest.fixture(scope="module")
+def frames_and_box(load_davis_frames):
+    from segtrack_core.geometry import mask_to_box
+
+    frames, masks = load_davis_frames("car-shadow", 8)
+    frames = [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
+    first = cv2.resize(masks[0].astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0
+    return frames, mask_to_box(first).as_tuple()
+
+
+def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
+    from segtrack.msg import TrackedTarget
+    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process
+
+    frames, box = frames_and_box
+    configure_this_process(DOMAIN_ID)
+    with NodeProcess(DOMAIN_ID, {"backend": "d3s2", "device": "cpu"}) as node, \
+            TrackerClient(DOMAIN_ID, debug_image=True) as client:
+        assert client.wait_for_services(60) and client.wait_for_subscriber(10), node.log()
+        assert client.start_tracking(frames[0], box).success
+        target, _, _ = client.track_frame(frames[1], timeout=30)
+        assert target.state == TrackedTarget.STATE_TRACKING
+
+        # Thresholds apply to the running tracker: with these no score is good enough.
+        results = client.set_parameters(tracking_threshold=1.0, lost_threshold=0.999)
+        assert all(r.successful for r in results), [r.reason for r in results]
+        target, _, _ = client.track_frame(frames[2], timeout=30)
+        assert target.state == TrackedTarget.STATE_LOST and not target.has_box
+        assert all(r.successful for r in client.set_parameters(lost_threshold=-1.0, tracking_threshold=-1.0))
+
+        refused = {
+            "qos__depth": (0, "at least 1"),
+            "device": ("cpu", "needs reconfigure"),
+            "backend": ("csrt", "needs reconfigure"),
+            "frame_buffer_size": (10, "needs reconfigure"),
+            "lost_threshold": (0.9, "lost_threshold <= tracking_threshold"),  # tracking is 0.5
+            "tracking_threshold": (2.0, "(0, 1]"),
+            "autostart": (False, "read-only"),
+            "service_queue_depth": ("many", "type"),
+        }
+        before = client.get_parameters(*(name.replace("__", ".") for name in refused))
+        for name, (value, reason) in refused.items():
+            (result,) = client.set_parameters(**{name: value})
+            assert not result.successful and reason in result.reason, (name, result.reason)
+        assert client.get_parameters(*before) == before
+
+        # Debug output and enable switch at once.
+        assert client.set_parameters(publish_debug_image=False)[0].successful
+        client.clear()
+        assert client.track_frame(frames[3], timeout=30) is not None
+        assert not client.wait_for(lambda r: r.debug_images, 1.0)
+        assert client.set_parameters(publish_debug_image=True)[0].successful
+        assert client.track_frame(frames[4], timeout=30) is not None
+        assert client.wait_for(lambda r: r.debug_images, 5)
+        assert client.set_parameters(enabled=False)[0].successful
+        client.clear()
+        client.publish_frame(frames[5])
+        assert not client.wait_for(lambda r: r.targets, 1.5), "outputs while enabled is false"
+        assert client.enable(True).success
+        assert client.get_parameters("enabled") == {"enabled": True}  # the service keeps it in step
+        assert client.track_frame(frames[6], timeout=30) is not None
+        assert "parameter change refused" in node.log()
