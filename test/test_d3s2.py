@@ -10,7 +10,8 @@ import segtrack_core as st
 from segtrack_core.geometry import mask_to_box
 from segtrack_core.metrics import region_similarity
 from segtrack_core.models.backbone import PIXEL_MEAN, PIXEL_STD, load_backbone
-from segtrack_core.models.dcf import CorrelationFilter, find_peak, gaussian_label
+from segtrack_core.models.dcf import find_peak, gaussian_label
+from segtrack_core.models.gem import DiscriminativeFilter, GemSettings, second_peak
 from segtrack_core.models.gim import GeometricallyInvariantModel
 from segtrack_core.models.refine import guided_filter
 
@@ -34,18 +35,61 @@ def test_backbone_weights_classify_a_black_swan(load_davis_frames):
     assert torch.allclose(reference, fused, atol=1e-3)  # folding BN into convs changes nothing
 
 
-def test_dcf_finds_a_shifted_pattern():
+def _pattern_features(rng, size=32, channels=8):
+    return torch.from_numpy(0.3 * rng.standard_normal((channels, size, size)).astype(np.float32))
+
+
+def test_gem_finds_a_shifted_pattern():
     rng = np.random.default_rng(0)
-    features = torch.from_numpy(rng.standard_normal((8, 32, 32)).astype(np.float32))
-    label = gaussian_label(32, 32, (16.0, 16.0), (1.5, 1.5))
-    dcf = CorrelationFilter(regularization=0.01, learning_rate=0.1)
-    dcf.initialize(features, label)
+    features = _pattern_features(rng)
+    features[:, 14:19, 14:19] += torch.from_numpy(rng.standard_normal((8, 5, 5)).astype(np.float32))
+    label = gaussian_label(32, 32, (16.0, 16.0), (1.0, 1.0))
+    gem = DiscriminativeFilter(GemSettings(filter_size=5, init_iterations=30))
+    gem.initialize(features[None], label[None])
     shifted = torch.roll(features, shifts=(3, -5), dims=(1, 2))
-    peak = find_peak(dcf.response(shifted))
+    peak = find_peak(gem.response(shifted))
     assert abs(peak.x - 11) < 0.6 and abs(peak.y - 19) < 0.6
-    assert peak.value > 0.3 * dcf.reference_peak
-    unrelated = torch.from_numpy(rng.standard_normal((8, 32, 32)).astype(np.float32))
-    assert find_peak(dcf.response(unrelated)).value < 0.5 * peak.value
+    assert peak.value > 0.5
+    unrelated = _pattern_features(rng)
+    assert float(gem.response(unrelated).max()) < 0.5 * peak.value
+
+
+def test_gem_learns_a_look_alike_as_negative():
+    """The target at (10, 10) and a look-alike at (24, 24) that shares most of its pattern: trained on
+    the whole region, the filter scores the target well above the look-alike."""
+    rng = np.random.default_rng(1)
+    shared = rng.standard_normal((8, 5, 5)).astype(np.float32)
+    own = rng.standard_normal((8, 5, 5)).astype(np.float32)
+    features = _pattern_features(rng)
+    features[:, 8:13, 8:13] += torch.from_numpy(shared + 0.7 * own)
+    features[:, 22:27, 22:27] += torch.from_numpy(shared)
+    label = gaussian_label(32, 32, (10.0, 10.0), (1.0, 1.0))
+    gem = DiscriminativeFilter(GemSettings(filter_size=5, init_iterations=40))
+    gem.initialize(features[None], label[None])
+    response = gem.response(features)
+    assert find_peak(response).x == pytest.approx(10, abs=0.6)
+    assert float(response[24, 24]) < 0.5 * float(response[10, 10])
+    assert second_peak(response, (10.0, 10.0), (3.0, 3.0)) < 0.5 * float(response[10, 10])
+
+
+def test_gem_memory_keeps_the_first_frame_and_updates_on_schedule():
+    rng = np.random.default_rng(2)
+    label = gaussian_label(16, 16, (8.0, 8.0), (1.0, 1.0))
+    settings = GemSettings(filter_size=3, memory=6, update_interval=3, init_iterations=5, update_iterations=1)
+    gem = DiscriminativeFilter(settings)
+    first = _pattern_features(rng, 16)
+    gem.initialize(torch.stack([first, first.flip(-1)]), torch.stack([label, label]))
+    trained = gem.filter.clone()
+    gem.update(_pattern_features(rng, 16), label)
+    assert torch.equal(gem.filter, trained)  # not yet: one sample of the three per update
+    gem.update(_pattern_features(rng, 16), label, hard_negative=True)
+    assert not torch.equal(gem.filter, trained)  # a hard negative is learned at once
+    for _ in range(10):
+        gem.update(_pattern_features(rng, 16), label)
+    assert gem.sample_count == 6
+    assert torch.equal(gem._samples[0], first)  # first-frame samples are never replaced
+    assert float(gem._weights[:2].sum()) >= settings.init_weight_floor - 1e-6
+    assert float(gem._weights.sum()) == pytest.approx(1.0)
 
 
 def test_gim_separates_foreground_from_background():

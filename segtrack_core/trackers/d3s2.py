@@ -1,24 +1,31 @@
 """The default backend: D3S2's decomposition with every part learned online from the first frame.
 
-- GEM: a DCF on PCA-reduced backbone features localises the target; its peak gives the target location
-  channel.
+- GEM: a discriminatively optimised filter on PCA-reduced backbone features (ATOM's online classifier,
+  as in D3S2), trained by conjugate gradient on the augmented first frame and reliable frames, with
+  hard-negative updates when a distractor peak appears. Its peak localises the target and gives the
+  target location channel.
 - GIM: foreground/background feature memories from the initial mask give the foreground-similarity and
   posterior channels; reliable frames add background hard negatives and the target cells least like the
   background.
 - Fusion and refinement: the channels are fused into a coarse foreground probability, which a colour
   posterior and a guided filter on the image refine to a full-resolution mask.
-- Decoupled scale: the inherent target size (search region, model updates) changes only when the mask
-  is consistent with it, so occlusions do not shrink the search region.
+- Decoupled scale: the tracked box keeps the offset and size ratio it had to the mask's box on the first
+  frame; its size changes only on frames whose mask agrees with it (area and per-frame size step), so
+  occlusions, partial masks and masks that bleed into the background neither shrink nor grow the search
+  region, and those frames teach the models nothing.
+- The reported box is the mask's box when it agrees with the tracked box, else the tracked box.
+- Motion: a constant-velocity prediction centres the search region; when the score is too weak to trust
+  the GEM peak (occlusion) the tracker coasts on it. A run of weak frames, not one, means lost.
 - A box initialisation uses a proxy mask from the box, refined by segmentation passes on the first
   frame, as in D3S2.
-- While lost, re-detection searches a larger region at the same feature scale.
+- While lost, the GEM scans a larger region at the same feature scale.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import cv2
@@ -27,9 +34,11 @@ import torch
 
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..geometry import mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
+from ..geometry import box_to_rotated_box, mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
+from ..metrics import box_iou
 from ..models.backbone import load_backbone
-from ..models.dcf import CorrelationFilter, find_peak, gaussian_label, label_sigma, location_channel
+from ..models.dcf import find_peak, gaussian_label, label_sigma, location_channel
+from ..models.gem import DiscriminativeFilter, GemSettings, second_peak
 from ..models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion
 from ..models.gim import GeometricallyInvariantModel, topk_similarity
 from ..models.refine import ColorModel, fuse, grabcut_proxy, guided_filter, keep_target_components, logit
@@ -48,11 +57,12 @@ class D3S2Config:
     input_size: int = 288  # side of the resampled search region, pixels (multiple of 16)
     search_scale: float = 4.0  # search region side / sqrt(target area)
     feature_dim: int = 48  # PCA-reduced descriptor dimension
-    # GEM (DCF)
-    dcf_regularization: float = 0.05  # relative to the mean spectral energy
-    dcf_learning_rate: float = 0.02
-    dcf_label_sigma: float = 0.125  # label std / target size
-    peak_reference_rate: float = 0.1  # DCF peaks are judged against their running mean on reliable frames
+    # GEM (optimised discriminative filter)
+    gem: GemSettings = field(default_factory=GemSettings)
+    label_sigma: float = 0.125  # GEM label std / target size
+    peak_reference_rate: float = 0.1  # GEM peaks are judged against their running mean on reliable frames
+    distractor_ratio: float = 0.5  # a second peak above this fraction of the first is a distractor
+    init_shift: float = 0.1  # first-frame augmentation: search-region shifts, as a fraction of its side
     location_sigma: float = 0.5  # location channel std / target size
     # GIM
     gim_fg_capacity: int = 512
@@ -76,11 +86,21 @@ class D3S2Config:
     # decoupled scale
     scale_learning_rate: float = 0.3
     max_area_change: float = 1.6  # mask area / expected area beyond this (or 1/this) is not used for scale
+    max_scale_step: float = 1.05  # bound on the per-frame change of the target size
+    mask_scale_fit: float = 1.25  # the mask measures the target size only if, on the first frame, its box
+    # matched the given box within this factor per side (else it covers a varying part of the object)
+    max_aspect_change: float = 1.25  # a mask whose box changes its aspect ratio by more than this factor
+    # (a mask growing into a shadow, a partial mask becoming whole) is not used for scale or model updates
+    box_agreement: float = 0.5  # the mask's box is reported when its IoU with the tracked box is at least
+    # this (and the mask measures scale); otherwise (a partial or bleeding mask) the tracked box is
     # confidence and states
     tracking_threshold: float = 0.5
     lost_threshold: float = 0.3
     update_threshold: float = 0.45
     redetect_scale: float = 8.0  # while lost: side of the re-detection region / sqrt(target area)
+    lost_patience: int = 3  # consecutive frames below lost_threshold before the target is declared lost
+    velocity_rate: float = 0.5  # smoothing of the target velocity measured on tracking frames
+    velocity_decay: float = 0.8  # per-frame decay of the velocity while not tracking (coasting)
 
     def __post_init__(self) -> None:
         if self.input_size % 16 or self.input_size < 64:
@@ -91,6 +111,11 @@ class D3S2Config:
             raise ConfigError("search_scale must be >= 1.5 and <= redetect_scale")
         if self.feature_dim < 4:
             raise ConfigError("feature_dim must be >= 4")
+        if min(self.max_scale_step, self.max_aspect_change, self.mask_scale_fit) < 1.0 or not 0.0 <= self.box_agreement <= 1.0:
+            raise ConfigError("max_scale_step, max_aspect_change and mask_scale_fit must be >= 1, "
+                              "box_agreement in [0, 1]")
+        if self.lost_patience < 1 or not (0 <= self.velocity_rate <= 1 and 0 <= self.velocity_decay <= 1):
+            raise ConfigError("lost_patience must be >= 1, velocity_rate and velocity_decay in [0, 1]")
 
 
 class _Segmentation(NamedTuple):
@@ -122,8 +147,12 @@ class D3S2Tracker(Tracker):
         self.fill_ratio = 1.0  # mask area / (w * h) of the inherent size
         self.peak_reference = 1.0
         self.size_from_mask = (1.0, 1.0)  # inherent size / mask box size, fixed at initialisation
+        self.center_from_mask = (0.0, 0.0)  # (center - mask box center) / mask box size, likewise
+        self.mask_aspect = 1.0  # mask box width / height on the first frame
         self.state = TrackState.TRACKING
-        self.dcf = CorrelationFilter(self.config.dcf_regularization, self.config.dcf_learning_rate)
+        self.velocity = (0.0, 0.0)  # pixels per frame
+        self.weak_frames = 0  # consecutive frames scored below lost_threshold
+        self.gem = DiscriminativeFilter(self.config.gem)
         self.gim = GeometricallyInvariantModel(self.config.gim_fg_capacity, self.config.gim_bg_capacity,
                                                self.config.gim_top_k, self.config.fusion_temperature)
         self.color = ColorModel(self.config.color_bins, self.config.color_learning_rate)
@@ -143,15 +172,10 @@ class D3S2Tracker(Tracker):
         return SearchRegion(self.center[0], self.center[1], size * pixels_per_input_pixel, size)
 
     def _redetect(self, frame: np.ndarray) -> None:
-        """While lost: move the center to the target-sized window with the most GIM foreground evidence
-        in a larger region (features at the usual scale)."""
+        """While lost: scan a larger region (features at the tracking scale) with the GEM and move the
+        center to its strongest response; the tracking pass that follows decides whether it is the target."""
         region = self._region(self.config.redetect_scale)
-        descriptor = self._describe(frame, region)
-        _, _, posterior = self.gim.channels(descriptor)
-        cells_w, cells_h = (max(1, int(round(c))) for c in self._size_cells(region))
-        evidence = torch.nn.functional.avg_pool2d(posterior[None, None], (cells_h | 1, cells_w | 1), stride=1,
-                                                  padding=(cells_h // 2, cells_w // 2), count_include_pad=True)
-        peak = find_peak(evidence[0, 0])
+        peak = find_peak(self.gem.response(self._describe(frame, region)))
         x, y = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
         height, width = frame.shape[:2]
         self.center = (min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height)))
@@ -167,7 +191,7 @@ class D3S2Tracker(Tracker):
 
     def _label(self, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
         center = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
-        sigma = label_sigma(self._size_cells(region), self.config.dcf_label_sigma)
+        sigma = label_sigma(self._size_cells(region), self.config.label_sigma)
         return gaussian_label(grid[0], grid[1], center, sigma, self.device)
 
     # ---------------------------------------------------------------- core pass
@@ -280,8 +304,7 @@ class D3S2Tracker(Tracker):
         self.extractor.fit_projection(raw)
         descriptor = self.extractor.project(raw)
         grid = descriptor.shape[-2:]
-        self.dcf.initialize(descriptor, self._label(region, grid))
-        self.peak_reference = self.dcf.reference_peak
+        self._initialize_gem(frame, region, descriptor)
 
         center_cell = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
         if isinstance(target, MaskTarget):
@@ -309,25 +332,54 @@ class D3S2Tracker(Tracker):
         self._learn_colors(frame, mask, update=False)
         mask_box = mask_to_box(mask)
         self.size_from_mask = (self.size[0] / mask_box.w, self.size[1] / mask_box.h)
+        mcx, mcy = mask_box.center
+        self.center_from_mask = ((self.center[0] - mcx) / mask_box.w, (self.center[1] - mcy) / mask_box.h)
+        self.mask_aspect = mask_box.w / mask_box.h
         self.fill_ratio = float(mask.sum()) / (self.size[0] * self.size[1])
+
+    def _initialize_gem(self, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor) -> None:
+        """Train the GEM on the first frame and augmented views of it (shifted regions, a mirror image, a
+        blur), as ATOM and D3S2 do, so that one frame gives a filter that generalises."""
+        grid = descriptor.shape[-2:]
+        shift = self.config.init_shift * region.side
+        regions = [region] + [SearchRegion(region.cx + dx, region.cy + dy, region.side, region.size)
+                              for dx, dy in ((shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift))]
+        samples = [descriptor] + [self._describe(frame, r) for r in regions[1:]]
+        labels = [self._label(r, grid) for r in regions]
+        crop = region.crop(frame)
+        samples.append(self.extractor.project(self.extractor.raw(np.ascontiguousarray(crop[:, ::-1]))))
+        labels.append(labels[0].flip(-1))
+        samples.append(self.extractor.project(self.extractor.raw(cv2.GaussianBlur(crop, (0, 0), 1.5))))
+        labels.append(labels[0])
+        self.gem.initialize(torch.stack(samples), torch.stack(labels))
+        self.peak_reference = max(float(self.gem.response(descriptor).max()), 1e-3)
 
     # ---------------------------------------------------------------- tracking
     def _track(self, frame: np.ndarray) -> TrackResult:
         cfg = self.config
         timings = {}
         start_total = time.perf_counter()
+        previous_center = self.center
         if self.state is TrackState.LOST:
             start = time.perf_counter()
             self._redetect(frame)
             timings["redetect"] = time.perf_counter() - start
+        else:
+            # Constant-velocity prediction keeps fast targets inside the search region.
+            height, width = frame.shape[:2]
+            self.center = (min(max(self.center[0] + self.velocity[0], 0.0), float(width)),
+                           min(max(self.center[1] + self.velocity[1], 0.0), float(height)))
+        predicted_center = self.center
         region = self._region()
         start = time.perf_counter()
         descriptor = self._describe(frame, region)
         timings["features"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        response = self.dcf.response(descriptor)
+        response = self.gem.response(descriptor)
         peak = find_peak(response)
+        size_cells = self._size_cells(region)
+        distractor = second_peak(response, (peak.x, peak.y), size_cells) > self.config.distractor_ratio * peak.value
         dcf_quality = float(np.clip(peak.value / self.peak_reference, 0.0, 1.0))
         timings["gem"] = time.perf_counter() - start
 
@@ -345,8 +397,10 @@ class D3S2Tracker(Tracker):
         mask_quality = max(0.0, 2.0 * mean_probability - 1.0)
         score = float(np.clip(0.5 * dcf_quality + 0.25 * mask_quality + 0.25 * area_quality, 0.0, 1.0))
 
+        # One weak frame (blur, a partial occlusion) is uncertain; only a run of them is a loss.
+        self.weak_frames = self.weak_frames + 1 if score < cfg.lost_threshold else 0
         recovering = self.state is TrackState.LOST
-        if score < cfg.lost_threshold or area == 0 or (recovering and score < cfg.tracking_threshold):
+        if (recovering and score < cfg.tracking_threshold) or self.weak_frames >= cfg.lost_patience:
             state = TrackState.LOST
         elif score < cfg.tracking_threshold:
             state = TrackState.UNCERTAIN
@@ -356,37 +410,67 @@ class D3S2Tracker(Tracker):
 
         peak_image = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
         if state is TrackState.LOST:
+            self.velocity = (0.0, 0.0)
             timings["update"] = time.perf_counter() - start
             timings["total"] = time.perf_counter() - start_total
             return TrackResult(np.zeros_like(mask), score, None, None, state, timings)
 
-        wbox = mask_to_box(window_mask)
-        box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h)
-        consistent = 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change
+        consistent = area > 0 and 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change
+        wbox = mask_to_box(window_mask) if area > 0 else None
+        mask_box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h) if area > 0 else None
         if consistent:
-            self.center = box.center
-            if state is TrackState.TRACKING:
-                measured = (box.w * self.size_from_mask[0], box.h * self.size_from_mask[1])
-                rate = cfg.scale_learning_rate
+            # The tracked box keeps the offset and size ratio it had to the mask's box on the first frame,
+            # so a mask that covers part of the object (the salient part of a box) still gives its box.
+            mcx, mcy = mask_box.center
+            self.center = (mcx + self.center_from_mask[0] * mask_box.w, mcy + self.center_from_mask[1] * mask_box.h)
+            aspect = mask_box.w / mask_box.h
+            steady = abs(math.log(aspect / self.mask_aspect)) <= math.log(cfg.max_aspect_change)
+            if state is TrackState.TRACKING and steady and self._mask_measures_scale:
+                step, rate = cfg.max_scale_step, cfg.scale_learning_rate
+                measured = (mask_box.w * self.size_from_mask[0], mask_box.h * self.size_from_mask[1])
+                measured = tuple(min(max(m, s / step), s * step) for s, m in zip(self.size, measured))
                 self.size = tuple((1 - rate) * s + rate * m for s, m in zip(self.size, measured))
+        elif score < cfg.lost_threshold:
+            self.center = predicted_center  # too weak to trust the peak (occlusion): coast on the motion
+            steady = False
         else:
             self.center = peak_image
-        if state is TrackState.TRACKING and score >= cfg.update_threshold and consistent:
-            self._update_models(frame, mask, descriptor, region, segmentation.bg_similarity)
+            steady = False
+        if state is TrackState.TRACKING:
+            rate = cfg.velocity_rate
+            moved = (self.center[0] - previous_center[0], self.center[1] - previous_center[1])
+            self.velocity = tuple((1 - rate) * v + rate * m for v, m in zip(self.velocity, moved))
+        else:
+            self.velocity = tuple(cfg.velocity_decay * v for v in self.velocity)
+        if state is TrackState.TRACKING and score >= cfg.update_threshold and steady:
+            self._update_models(frame, mask, descriptor, region, segmentation.bg_similarity, distractor)
             rate = cfg.peak_reference_rate
             self.peak_reference = (1 - rate) * self.peak_reference + rate * peak.value
-        wrot = mask_to_rotated_box(window_mask)
-        rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
+        tracked_box = Box(self.center[0] - 0.5 * self.size[0], self.center[1] - 0.5 * self.size[1], *self.size)
+        # The mask's box is the object's box only if the mask covered the object on the first frame.
+        if (mask_box is not None and self._mask_measures_scale
+                and box_iou(mask_box.as_tuple(), tracked_box.as_tuple()) >= cfg.box_agreement):
+            box = mask_box
+            wrot = mask_to_rotated_box(window_mask)
+            rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
+        else:
+            box, rotated = tracked_box, box_to_rotated_box(tracked_box)
         timings["update"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - start_total
         return TrackResult(mask, score, box, rotated, state, timings)
 
+    @property
+    def _mask_measures_scale(self) -> bool:
+        fit = self.config.mask_scale_fit
+        return all(1.0 / fit <= r <= fit for r in self.size_from_mask)
+
     def _update_models(self, frame: np.ndarray, mask: np.ndarray, descriptor: torch.Tensor,
-                       region: SearchRegion, bg_similarity: torch.Tensor) -> None:
+                       region: SearchRegion, bg_similarity: torch.Tensor, distractor: bool) -> None:
         grid = descriptor.shape[-2:]
         coverage = self._coverage(mask, region, grid)
         fg_cells = self._least_background_like(coverage >= 0.9, bg_similarity, self.config.gim_update_keep)
         self.gim.update(descriptor, fg_cells, coverage <= 0.02)
         self._learn_colors(frame, mask, update=True)
-        # The DCF learns on the region the descriptor came from, with the label at the new center.
-        self.dcf.update(descriptor, self._label(region, grid))
+        # The GEM learns on the region the descriptor came from, with the label at the new center; a frame
+        # with a distractor peak is a hard negative, learned at once.
+        self.gem.update(descriptor, self._label(region, grid), hard_negative=distractor)

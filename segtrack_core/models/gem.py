@@ -1,0 +1,130 @@
+"""GEM: D3S2's geometrically constrained model, a discriminatively optimised correlation filter.
+
+As in D3S2 (which takes ATOM's online classifier): a small convolution filter on the reduced backbone
+descriptor, trained online by conjugate gradient on a weighted, regularised least-squares loss against
+Gaussian labels over a memory of training samples (the augmented first frame plus reliable frames).
+Unlike a closed-form MOSSE filter, the filter has a small spatial support and is trained on the whole
+search region, so everything else in the region (look-alikes included) is a negative. A frame with a
+strong second peak (a distractor) is learned at once with a higher weight (hard-negative update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.nn.grad import conv2d_weight
+
+
+@dataclass(frozen=True)
+class GemSettings:
+    filter_size: int = 5  # spatial support in descriptor cells (odd)
+    regularization: float = 0.05  # on ||f||^2, against a per-cell mean squared error
+    learning_rate: float = 0.05  # weight of a new sample against the memory
+    hard_negative_rate: float = 0.15  # weight of a sample that had a distractor peak
+    init_weight_floor: float = 0.25  # the first-frame samples keep at least this share of the weight
+    memory: int = 24  # training samples kept (first-frame samples included)
+    init_iterations: int = 25  # conjugate-gradient iterations on the first frame
+    update_iterations: int = 2  # per update
+    update_interval: int = 5  # reliable frames between updates (a hard negative updates at once)
+
+
+class DiscriminativeFilter:
+    """Online-trained (D, k, k) filter; ``response`` correlates it with a (D, H, W) descriptor."""
+
+    def __init__(self, settings: GemSettings) -> None:
+        if settings.filter_size % 2 == 0 or settings.filter_size < 1:
+            raise ValueError("filter_size must be odd and positive")
+        self.settings = settings
+        self.filter: torch.Tensor | None = None  # (1, D, k, k)
+        self._samples: torch.Tensor | None = None  # (N, D, H, W)
+        self._labels: torch.Tensor | None = None  # (N, 1, H, W)
+        self._weights: torch.Tensor | None = None  # (N,), sums to 1
+        self._initial = 0  # leading samples from the first frame, never replaced
+        self._pending = 0  # samples added since the last optimisation
+
+    @property
+    def sample_count(self) -> int:
+        return 0 if self._samples is None else int(self._samples.shape[0])
+
+    def initialize(self, samples: torch.Tensor, labels: torch.Tensor) -> None:
+        """Train from scratch on first-frame samples (N, D, H, W) with labels (N, H, W)."""
+        n, channels = samples.shape[:2]
+        k = self.settings.filter_size
+        self._samples = samples.clone()
+        self._labels = labels[:, None].clone()
+        self._weights = torch.full((n,), 1.0 / n, device=samples.device)
+        self._initial = n
+        self._pending = 0
+        self.filter = torch.zeros(1, channels, k, k, device=samples.device)
+        self._optimize(self.settings.init_iterations)
+
+    def update(self, sample: torch.Tensor, label: torch.Tensor, hard_negative: bool = False) -> None:
+        """Add a (D, H, W) sample with its label; optimise every ``update_interval`` samples, or at once
+        for a hard negative."""
+        s = self.settings
+        rate = s.hard_negative_rate if hard_negative else s.learning_rate
+        weights = self._weights * (1.0 - rate)
+        initial = weights[: self._initial].sum()
+        if initial < s.init_weight_floor:  # the first frame is the only sure annotation: never forget it
+            weights[: self._initial] *= s.init_weight_floor / max(float(initial), 1e-12)
+        if self.sample_count >= s.memory:  # replace the oldest learned sample
+            keep = torch.arange(self.sample_count, device=weights.device) != self._initial
+            self._samples, self._labels, weights = self._samples[keep], self._labels[keep], weights[keep]
+        self._samples = torch.cat([self._samples, sample[None]])
+        self._labels = torch.cat([self._labels, label[None, None]])
+        weights = torch.cat([weights, weights.new_tensor([rate])])
+        self._weights = weights / weights.sum()
+        self._pending += 1
+        if hard_negative or self._pending >= s.update_interval:
+            self._optimize(s.update_iterations)
+
+    def response(self, features: torch.Tensor) -> torch.Tensor:
+        """Classifier score (H, W) of a (D, H, W) descriptor of any size; about 1 on the target."""
+        pad = self.settings.filter_size // 2
+        return F.conv2d(features[None], self.filter, padding=pad)[0, 0]
+
+    # The loss: sum_i w_i mean_cells (f * x_i - y_i)^2 + reg ||f||^2, minimised by conjugate gradient
+    # on its normal equations (A f = b), warm-started from the current filter.
+    def _normal_operator(self, f: torch.Tensor) -> torch.Tensor:
+        pad = self.settings.filter_size // 2
+        scale = self._weights[:, None, None, None] / self._cells
+        residual = F.conv2d(self._samples, f, padding=pad) * scale
+        return conv2d_weight(self._samples, f.shape, residual, padding=pad) + self.settings.regularization * f
+
+    def _optimize(self, iterations: int) -> None:
+        self._pending = 0
+        if iterations <= 0:
+            return
+        pad = self.settings.filter_size // 2
+        self._cells = float(self._samples.shape[-1] * self._samples.shape[-2])
+        scaled_labels = self._labels * (self._weights[:, None, None, None] / self._cells)
+        rhs = conv2d_weight(self._samples, self.filter.shape, scaled_labels, padding=pad)
+        f = self.filter
+        r = rhs - self._normal_operator(f)
+        p = r.clone()
+        rs = float((r * r).sum())
+        for _ in range(iterations):
+            if rs < 1e-20:
+                break
+            ap = self._normal_operator(p)
+            alpha = rs / max(float((p * ap).sum()), 1e-20)
+            f = f + alpha * p
+            r = r - alpha * ap
+            rs_new = float((r * r).sum())
+            p = r + (rs_new / rs) * p
+            rs = rs_new
+        self.filter = f
+
+
+def second_peak(response: torch.Tensor, peak: tuple[float, float], exclusion: tuple[float, float]) -> float:
+    """Highest response outside an ellipse of half-axes ``exclusion`` (cells) around ``peak``: the best
+    competing location (a distractor when close to the peak's value)."""
+    height, width = response.shape
+    ys = torch.arange(height, device=response.device, dtype=torch.float32)[:, None]
+    xs = torch.arange(width, device=response.device, dtype=torch.float32)[None, :]
+    inside = ((xs - peak[0]) / max(exclusion[0], 0.5)) ** 2 + ((ys - peak[1]) / max(exclusion[1], 0.5)) ** 2 <= 1
+    rest = response.masked_fill(inside, float("-inf"))
+    value = float(rest.max())
+    return value if value != float("-inf") else 0.0

@@ -1,0 +1,79 @@
+"""The default tracker on the failure classes of real footage: short excerpts of the dev sequences (a
+small target seen from a drone, a full occlusion, look-alike players) scored as `segtrack eval` scores
+them, and a target that leaves the frame and comes back."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import segtrack_core as st
+from segtrack_core.evaluation import evaluate_sequence
+from segtrack_core.io import VotSequence, discover_sequences
+from segtrack_core.metrics import box_iou
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return st.create_tracker("d3s2", device="cpu")
+
+
+# (sequence, first frame, frames, mean-IoU floor, most off-target frames): floors sit below the figures
+# measured with the default config (README) and well above what the tracker did before this work.
+EXCERPTS = [
+    ("boxes/person12_1", 0, 60, 0.65, 0),  # 34x85 person from a drone; was 0.28 (the mask drifted to the ground)
+    # A pole hides the runner over frames ~66-80 (lost there is right); was lost for good afterwards.
+    ("boxes/Jogging-1", 55, 50, 0.55, 14),
+    ("boxes/Basketball", 0, 80, 0.55, 4),  # players in the same shirts around the target
+]
+
+
+@pytest.mark.parametrize("name, first, count, floor, max_off", EXCERPTS, ids=[e[0] for e in EXCERPTS])
+def test_box_sequence_excerpt_above_floor(tracker, data_root, name, first, count, floor, max_off):
+    (full,) = discover_sequences(data_root, [name])
+    excerpt = VotSequence(name, full.frame_paths[first:first + count], full.polygons[first:first + count])
+    result = evaluate_sequence(excerpt, {"d3s2": tracker}, init="box")["d3s2"]
+    ious = np.array([r.iou for r in result.frames])
+    assert ious.mean() >= floor, np.round(ious, 2)
+    assert (ious < 0.1).sum() <= max_off, np.round(ious, 2)
+    assert ious[-10:].mean() >= floor, np.round(ious, 2)  # on target at the end
+
+
+def _sprite_scene(data_root, xs):
+    """Frames of a street background with a real object (the black swan, cut out by its mask) pasted at
+    horizontal positions ``xs``; returns the frames and the pasted boxes (None when fully outside)."""
+    background = cv2.resize(cv2.imread(str(data_root / "boxes" / "Jogging-1" / "imgs" / "00000001.jpg")), (640, 360))
+    swan = cv2.imread(str(data_root / "davis2016" / "blackswan" / "frames" / "00000.jpg"))
+    mask = cv2.imread(str(data_root / "davis2016" / "blackswan" / "masks" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    ys, xs_mask = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs_mask.min(), xs_mask.max() + 1
+    sprite = cv2.resize(swan[y0:y1, x0:x1], None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(mask[y0:y1, x0:x1].astype(np.uint8), sprite.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    h, w = alpha.shape
+    top = 200
+    frames, boxes = [], []
+    for x in xs:
+        frame = background.copy()
+        a0, a1 = max(0, -x), min(w, 640 - x)
+        if a1 > a0:
+            region = frame[top:top + h, x + a0:x + a1]
+            region[alpha[:, a0:a1]] = sprite[:, a0:a1][alpha[:, a0:a1]]
+            boxes.append(st.Box(x + a0, top, a1 - a0, h) if a1 - a0 >= 0.8 * w else None)
+        else:
+            boxes.append(None)
+        frames.append(frame)
+    return frames, boxes
+
+
+def test_reacquires_a_target_that_leaves_and_reenters_the_frame(tracker, data_root):
+    out_and_back = list(range(420, 700, 20)) + [700] * 6 + list(range(680, 400, -20))
+    frames, boxes = _sprite_scene(data_root, [400] + out_and_back)
+    tracker.initialize(frames[0], boxes[0])
+    results = [tracker.track(frame) for frame in frames[1:]]
+    outside = [r for r, x in zip(results, out_and_back) if x >= 640]
+    assert outside and all(r.state is st.TrackState.LOST for r in outside[3:])
+    assert all(r.box is None for r in outside if r.state is st.TrackState.LOST)
+    back = [(r, b) for r, b in zip(results[-5:], boxes[-5:])]
+    assert all(r.state is st.TrackState.TRACKING for r, _ in back), [r.state for r, _ in back]
+    assert all(box_iou(r.box.as_tuple(), b.as_tuple()) > 0.5 for r, b in back)
