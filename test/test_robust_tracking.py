@@ -19,11 +19,11 @@ def tracker():
     return st.create_tracker("d3s2", device="cpu")
 
 
-# (sequence, first frame, frames, mean-IoU floor, most off-target frames): floors sit below the figures
-# measured with the default config (README) and well above what the tracker did before this work.
+# (sequence, first frame, frames, mean-IoU floor, most off-target frames): floors sit a little below the
+# figures measured with the default config.
 EXCERPTS = [
-    ("boxes/person12_1", 0, 60, 0.65, 0),  # 34x85 person from a drone; was 0.28 (the mask drifted to the ground)
-    # A pole hides the runner over frames ~66-80 (lost there is right); was lost for good afterwards.
+    ("boxes/person12_1", 0, 60, 0.65, 0),  # a 34x85 person seen from a drone
+    # A pole hides the runner over frames ~66-80 (lost there is right), then the runner must be found.
     ("boxes/Jogging-1", 55, 50, 0.55, 14),
     ("boxes/Basketball", 0, 80, 0.55, 4),  # players in the same shirts around the target
 ]

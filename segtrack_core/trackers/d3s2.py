@@ -77,6 +77,7 @@ class D3S2Config:
     color_learning_rate: float = 0.05
     color_weight: float = 0.5  # weight of the colour posterior's logit against the feature logit
     grabcut_iterations: int = 3  # box initialisation proxy mask
+    grabcut_max_side: int = 360  # GrabCut runs on the box's surroundings downscaled to at most this side
     box_init_passes: int = 3  # segmentation passes on the first frame that refine the proxy mask
     box_init_keep: float = 0.7  # fraction of proxy cells kept as foreground (least background-like)
     refine_max_side: int = 360  # refinement window is downscaled to at most this many pixels
@@ -313,12 +314,13 @@ class D3S2Tracker(Tracker):
             # D3S2's box initialisation: models from a proxy mask (GrabCut inside the box), then
             # segmentation passes on the first frame give the mask the models are learned from.
             rect = tuple(int(round(v)) for v in box.as_tuple())
-            grabcut = grabcut_proxy(frame, rect, self.config.refine_max_side // 2, self.config.grabcut_iterations)
+            grabcut = grabcut_proxy(frame, rect, self.config.grabcut_max_side, self.config.grabcut_iterations)
             if grabcut is not None and (grabcut & proxy).sum() >= 0.1 * proxy.sum():
                 proxy = grabcut & proxy
             box_mask = target_to_mask(target, shape)
             box_cells = self._coverage(box_mask, region, grid)
             mask = proxy
+            candidates = [proxy]
             for _ in range(self.config.box_init_passes):
                 self._bootstrap_memories(descriptor, self._coverage(mask, region, grid), box_cells)
                 self._learn_colors(frame, mask, update=False)
@@ -328,6 +330,11 @@ class D3S2Tracker(Tracker):
                 if refined.sum() < 0.1 * proxy.sum():
                     break
                 mask = refined
+                candidates.append(refined)
+            # The given box encloses the object: keep the candidate whose own box fits it best (the
+            # latest on ties), which rejects candidates that lost a part or grew into the background.
+            fits = [box_iou(mask_to_box(c).as_tuple(), box.as_tuple()) if c.any() else 0.0 for c in candidates]
+            mask = candidates[max(range(len(fits)), key=lambda i: (round(fits[i], 2), i))]
         self._learn_memories(descriptor, self._coverage(mask, region, grid), 0.75)
         self._learn_colors(frame, mask, update=False)
         mask_box = mask_to_box(mask)
