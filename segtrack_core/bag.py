@@ -148,6 +148,9 @@ class Bag:
             raise BagError(f"{topic.name} in {self.path}: {exc}") from None
         return frame, _stamp_ns(msg)
 
+    def header_stamp(self, topic: BagTopic, message: BagMessage) -> int:
+        return _stamp_ns(self.decode(topic, message))
+
     def restamped(self, topic: BagTopic, message: BagMessage, stamp_ns: int) -> bytes:
         """The message's bytes with its header stamp replaced by ``stamp_ns``."""
         msg = self.decode(topic, message)
