@@ -80,28 +80,35 @@ def test_bad_bags_and_options_give_one_error_line_and_exit_2(capsys, car_bag, ar
 
 
 @needs_ros
-def test_replay_into_the_running_node_reproduces_the_run(car, car_bag, tmp_path):
+@pytest.mark.parametrize("storage, compressed", [("mcap", False), ("sqlite3", True)])
+def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage, compressed):
     from segtrack.msg import TrackedTarget
     from segtrack_core.geometry import mask_to_box
     from segtrack_ros.client import (NodeProcess, TrackerClient, configure_this_process, isolated_ros_env,
                                      mask_from_message, stamp_ns as msg_stamp)
 
     frames, masks = car
+    bag = write_image_bag(tmp_path / "bag", storage, frames, compressed=compressed)
+    jpeg = cv2.imencode(".jpg", frames[0])[1].tobytes()
     configure_this_process(DOMAIN_ID)
     # The node listens on the camera topic the bag was recorded from, as on the robot.
-    with NodeProcess(DOMAIN_ID, {"backend": "csrt"}, remappings={"image": "/camera/image_raw"}) as node, \
+    with NodeProcess(DOMAIN_ID, {"backend": "csrt", "use_compressed": compressed},
+                     remappings={"image": "/camera/image_raw"}) as node, \
             TrackerClient(DOMAIN_ID, image_topic="/camera/image_raw") as client:
-        assert client.wait_for_services(30) and client.wait_for_subscriber(10), node.log()
+        assert client.wait_for_services(30) and client.wait_for_subscriber(10, compressed), node.log()
         # The target is set on the recorded first frame, with its recorded stamp.
         deadline = time.monotonic() + 20
         while True:
-            client.publish_frame(frames[0], stamp=stamp_ns(0))
+            if compressed:
+                client.publish_compressed(jpeg, stamp=stamp_ns(0))
+            else:
+                client.publish_frame(frames[0], stamp=stamp_ns(0))
             time.sleep(0.2)
             response = client.set_box(*mask_to_box(masks[0]).as_tuple(), stamp=stamp_ns(0))
             if response.success or time.monotonic() > deadline:
                 break
         assert response.success, response.message
-        replay = subprocess.run([sys.executable, "-m", "segtrack_ros.replay", str(car_bag), "--wait", "10"],
+        replay = subprocess.run([sys.executable, "-m", "segtrack_ros.replay", str(bag), "--wait", "10"],
                                 env=isolated_ros_env(DOMAIN_ID, str(tmp_path)), capture_output=True, text=True,
                                 timeout=60, cwd=REPO)
         assert replay.returncode == 0, replay.stderr
