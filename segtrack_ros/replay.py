@@ -1,6 +1,7 @@
 """Play a bag's image topic into ROS, at the recorded speed or a given one, to reproduce a field run.
 
-python -m segtrack_ros.replay BAG [--topic T] [--to TOPIC] [--speed 1.0 | --rate HZ] [--restamp] [--wait 10]
+python -m segtrack_ros.replay BAG [--topic T] [--to TOPIC] [--speed 1.0 | --rate HZ] [--restamp]
+                              [--start N] [--count N] [--wait 10]
 
 Publishes each recorded message's bytes unchanged (sensor_msgs/Image or CompressedImage, as recorded) on
 the recorded topic name (or --to) with SensorDataQoS, the camera QoS the node subscribes with. Header
@@ -32,20 +33,26 @@ class PlayResult:
 
 
 def play(bag: Bag, topic: BagTopic, publish: Callable[[bytes], None], speed: float = 1.0,
-         rate: Optional[float] = None, restamp: bool = False) -> PlayResult:
-    """Publish every message of ``topic``: at ``rate`` messages per second when given, else at the
-    recorded times divided by ``speed``. ``publish`` gets the serialized message."""
+         rate: Optional[float] = None, restamp: bool = False, start: int = 0,
+         count: Optional[int] = None) -> PlayResult:
+    """Publish ``count`` messages (default: all) of ``topic`` from message ``start`` on: at ``rate``
+    messages per second when given, else at the recorded times divided by ``speed``. ``publish`` gets
+    the serialized message."""
     first_log: Optional[int] = None
-    start = time.monotonic()
+    begin = time.monotonic()  # restarted at the first played message (skipping to ``start`` takes time)
     max_lag = 0.0
     stamps: List[int] = []
-    count = 0
+    published = 0
     for message in bag.messages(topic):
+        if message.index < start:
+            continue
+        if count is not None and published >= count:
+            break
         if first_log is None:
-            first_log = message.log_time_ns
-        offset = message.index / rate if rate else (message.log_time_ns - first_log) * 1e-9 / speed
+            first_log, begin = message.log_time_ns, time.monotonic()
+        offset = published / rate if rate else (message.log_time_ns - first_log) * 1e-9 / speed
         data = message.data
-        wait = start + offset - time.monotonic()
+        wait = begin + offset - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         if restamp:
@@ -54,10 +61,10 @@ def play(bag: Bag, topic: BagTopic, publish: Callable[[bytes], None], speed: flo
         else:
             stamp = bag.header_stamp(topic, message)
         publish(data)
-        max_lag = max(max_lag, time.monotonic() - start - offset)
+        max_lag = max(max_lag, time.monotonic() - begin - offset)
         stamps.append(stamp)
-        count += 1
-    return PlayResult(count, time.monotonic() - start, max_lag * 1000, stamps)
+        published += 1
+    return PlayResult(published, time.monotonic() - begin, max_lag * 1000, stamps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--speed", type=float, default=1.0, help="multiple of the recorded speed (default: 1)")
     pace.add_argument("--rate", type=float, help="fixed rate in messages per second instead")
     parser.add_argument("--restamp", action="store_true", help="stamp each message with its publish time")
+    parser.add_argument("--start", type=int, default=0, help="first message to play (0-based, default: 0)")
+    parser.add_argument("--count", type=int, help="number of messages to play (default: to the end)")
     parser.add_argument("--wait", type=float, default=10.0,
                         help="seconds to wait for a subscriber before playing (default: 10; 0: do not wait)")
     return parser
@@ -79,6 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if not args.speed > 0 or (args.rate is not None and not args.rate > 0):
             raise SegtrackError(f"--speed and --rate must be > 0, got {args.speed} and {args.rate}")
+        if args.start < 0 or (args.count is not None and args.count < 1):
+            raise SegtrackError(f"--start must be >= 0 and --count >= 1, got {args.start} and {args.count}")
         with Bag(Path(args.bag)) as bag:
             topic = bag.topic(args.topic)
             return _replay(args, bag, topic)
@@ -116,9 +127,9 @@ def _replay(args: argparse.Namespace, bag: Bag, topic: BagTopic) -> int:
         else:
             print(f"no subscriber on {publisher.topic_name} after {args.wait:g} s; playing anyway")
         pace = f"at {args.rate:g} messages/s" if args.rate else f"at {args.speed:g}x the recorded speed"
-        print(f"playing {topic.count} messages of {topic.name} ({topic.msgtype}) on {publisher.topic_name} "
-              f"{pace}, {'restamped' if args.restamp else 'recorded stamps'}", flush=True)
-        result = play(bag, topic, publisher.publish, args.speed, args.rate, args.restamp)
+        print(f"playing {topic.name} ({topic.msgtype}, {topic.count} messages) from message {args.start} on "
+              f"{publisher.topic_name} {pace}, {'restamped' if args.restamp else 'recorded stamps'}", flush=True)
+        result = play(bag, topic, publisher.publish, args.speed, args.rate, args.restamp, args.start, args.count)
         print(f"published {result.published} messages in {result.seconds:.2f} s, "
               f"at most {result.max_lag_ms:.1f} ms behind schedule")
         node.destroy_node()

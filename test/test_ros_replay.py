@@ -57,6 +57,12 @@ def test_recorded_speed_speed_factor_and_fixed_rate(car_bag):
         assert result.seconds == pytest.approx(5 * period, abs=0.04)
 
 
+def test_start_and_count_play_a_slice_on_its_own_schedule(car_bag):
+    result, published = timed_play(car_bag, start=2, count=3)
+    assert result.stamps == [stamp_ns(i) for i in (2, 3, 4)]
+    assert result.seconds == pytest.approx(0.2, abs=0.04) and result.max_lag_ms < 40
+
+
 def test_restamp_stamps_with_the_publish_time_and_keeps_the_pixels(car_bag, car):
     before = time.time_ns()
     result, published = timed_play(car_bag, rate=100.0, restamp=True)
@@ -71,6 +77,7 @@ def test_restamp_stamps_with_the_publish_time_and_keeps_the_pixels(car_bag, car)
 @pytest.mark.parametrize("argv, message", [
     (["{bag}", "--topic", "/nope"], "no topic /nope"),
     (["{bag}", "--speed", "0"], "must be > 0"),
+    (["{bag}", "--count", "0"], "--count >= 1"),
     (["/no/such/bag.mcap"], "bag not found"),
 ])
 def test_bad_bags_and_options_give_one_error_line_and_exit_2(capsys, car_bag, argv, message):
