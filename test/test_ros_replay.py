@@ -132,3 +132,26 @@ def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage,
     mask = next(mask_from_message(m) for _, m in received.masks if msg_stamp(m.header.stamp) == last)
     truth = masks[recorded[last]]
     assert (mask & truth).sum() > 0.6 * truth.sum()
+
+
+@needs_ros
+def test_the_demo_replays_a_bag(car, tmp_path, capsys):
+    import json
+
+    from segtrack_core.geometry import mask_to_box
+    from segtrack_ros.demo import main as demo_main
+
+    frames, masks = car
+    bag = write_image_bag(tmp_path / "bag", "mcap", frames, compressed=True)
+    box = ",".join(f"{v:g}" for v in mask_to_box(masks[0]).as_tuple())
+    code = demo_main(["--bag", str(bag), "--box", box, "--backend", "csrt", "--out", str(tmp_path / "out"),
+                      "--domain-id", str(DOMAIN_ID)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary = json.loads((tmp_path / "out" / "ros_demo_summary.json").read_text())
+    assert summary["frames_in"] == 5 and summary["processed"] >= 4 and summary["lost"] == 0, summary
+    assert summary["camera_fps"] == pytest.approx(10.0)
+    assert "playing 5 frames at 10 fps" in out
+    capture = cv2.VideoCapture(summary["video"])
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 5
+    capture.release()
