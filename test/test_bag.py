@@ -170,3 +170,22 @@ def test_track_bag_errors_are_one_line_exit_2(capsys, tmp_path, car):
         assert code == 2 and "Traceback" not in err
         lines = err.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], err
+
+
+def test_a_raw_bag_tracks_exactly_like_the_same_frames_in_a_folder(capsys, tmp_path, car):
+    frames, masks = car
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:05d}.png"), frame)
+    bag = write_image_bag(tmp_path / "bag", "sqlite3", frames)
+    first_mask = tmp_path / "mask0.png"
+    cv2.imwrite(str(first_mask), masks[0].astype(np.uint8) * 255)
+    for source, out in ((folder, tmp_path / "from_folder"), (bag, tmp_path / "from_bag")):
+        code, _, err = run_cli(capsys, "track", source, "--mask", first_mask, "--backend", "csrt",
+                               "--save-masks", out, "--no-progress")
+        assert code == 0, err
+    for index in range(6):
+        name = f"{index:05d}.png"
+        assert np.array_equal(cv2.imread(str(tmp_path / "from_folder" / name)),
+                              cv2.imread(str(tmp_path / "from_bag" / name)))
