@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 TYPES = get_typestore(Stores.ROS2_KILTED)
@@ -42,10 +42,14 @@ def compressed_message(frame: np.ndarray, index: int) -> CompressedImage:
     return CompressedImage(header=header(index), format="bgr8; jpeg compressed bgr8", data=jpeg.reshape(-1))
 
 
-def write_bag(path: Path, storage: str, topics: dict[str, Sequence]) -> Path:
+def write_bag(path: Path, storage: str, topics: dict[str, Sequence], compression: Optional[str] = None) -> Path:
     """A bag at ``path`` with, per topic, the given messages (rosbags dataclasses), message i recorded
-    RECORD_DELAY_NS after START_NS + i * PERIOD_NS."""
-    with Writer(path, version=9, storage_plugin=STORAGES[storage]) as writer:
+    RECORD_DELAY_NS after START_NS + i * PERIOD_NS; ``compression`` "file" or "message" compresses it
+    with zstd as `ros2 bag record --compression-mode` does."""
+    writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
+    if compression:
+        writer.set_compression(CompressionMode[compression.upper()], CompressionFormat.ZSTD)
+    with writer:
         for topic, messages in topics.items():
             connection = writer.add_connection(topic, messages[0].__msgtype__, typestore=TYPES)
             for index, msg in enumerate(messages):
@@ -56,11 +60,11 @@ def write_bag(path: Path, storage: str, topics: dict[str, Sequence]) -> Path:
 
 def write_image_bag(path: Path, storage: str, frames: Sequence[np.ndarray], topic: str = "/camera/image_raw",
                     compressed: bool = False, encoding: str = "bgr8",
-                    extra: Optional[dict[str, Sequence]] = None) -> Path:
+                    extra: Optional[dict[str, Sequence]] = None, compression: Optional[str] = None) -> Path:
     """A bag with ``frames`` on ``topic`` (raw ``encoding``, or JPEG on ``topic``/compressed) plus ``extra``."""
     messages = [compressed_message(f, i) if compressed else raw_message(f, i, encoding) for i, f in enumerate(frames)]
     name = f"{topic}/compressed" if compressed else topic
-    return write_bag(path, storage, {name: messages, **(extra or {})})
+    return write_bag(path, storage, {name: messages, **(extra or {})}, compression)
 
 
 def stamp_ns(index: int) -> int:

@@ -42,6 +42,15 @@ def test_raw_frames_read_back_pixel_equal_with_their_stamps(tmp_path, car, stora
     assert source.recorded_fps() == pytest.approx(10.0)
 
 
+@pytest.mark.parametrize("storage, compression", [("sqlite3", "file"), ("sqlite3", "message"), ("mcap", "message")])
+def test_zstd_compressed_bags_read_back_pixel_equal(tmp_path, car, storage, compression):
+    frames, _ = car
+    bag = write_image_bag(tmp_path / "bag", storage, frames, compression=compression)
+    assert f"compression_mode: {compression}" in (bag / "metadata.yaml").read_text()
+    read = list(BagFrameSource(bag))
+    assert len(read) == 6 and all(np.array_equal(frame, original) for (_, frame), original in zip(read, frames))
+
+
 def test_mono8_reads_as_grey_bgr(tmp_path, car):
     frames, _ = car
     source = BagFrameSource(write_image_bag(tmp_path / "bag", "mcap", frames[:2], encoding="mono8"))
