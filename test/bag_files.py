@@ -43,7 +43,8 @@ def compressed_message(frame: np.ndarray, index: int) -> CompressedImage:
 
 
 def write_bag(path: Path, storage: str, topics: dict[str, Sequence], compression: Optional[str] = None) -> Path:
-    """A bag at ``path`` with, per topic, the given messages (rosbags dataclasses), message i recorded
+    """A bag at ``path`` with, per topic, the given messages (rosbags dataclasses, or bytes written as they
+    are after a first dataclass that gives the type), message i recorded
     RECORD_DELAY_NS after START_NS + i * PERIOD_NS; ``compression`` "file" or "message" compresses it
     with zstd as `ros2 bag record --compression-mode` does."""
     writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
@@ -53,8 +54,8 @@ def write_bag(path: Path, storage: str, topics: dict[str, Sequence], compression
         for topic, messages in topics.items():
             connection = writer.add_connection(topic, messages[0].__msgtype__, typestore=TYPES)
             for index, msg in enumerate(messages):
-                writer.write(connection, START_NS + index * PERIOD_NS + RECORD_DELAY_NS,
-                             TYPES.serialize_cdr(msg, msg.__msgtype__))
+                data = msg if isinstance(msg, bytes) else TYPES.serialize_cdr(msg, msg.__msgtype__)
+                writer.write(connection, START_NS + index * PERIOD_NS + RECORD_DELAY_NS, data)
     return path
 
 

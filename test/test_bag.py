@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bag_files import Image, String, header, raw_message, stamp_ns, write_bag, write_image_bag, RECORD_DELAY_NS
+from bag_files import RECORD_DELAY_NS, TYPES, Image, String, header, raw_message, stamp_ns, write_bag, write_image_bag
 from segtrack_core.bag import Bag, BagError, BagFrameSource, is_bag
 from segtrack_core.cli import main
 from segtrack_core.io import DataError
@@ -100,11 +100,13 @@ def test_bad_messages_are_skipped_and_an_unknown_encoding_is_a_data_error(tmp_pa
     short = raw_message(frames[1], 1)
     short.data = short.data[:-7]  # data length no longer step * height
     smaller = raw_message(cv2.resize(frames[2], (160, 90)), 2)
-    messages = [raw_message(frames[0], 0), short, smaller, raw_message(frames[3], 3)]
+    cut = bytes(TYPES.serialize_cdr(raw_message(frames[3], 3), "sensor_msgs/msg/Image"))[:100]  # truncated
+    messages = [raw_message(frames[0], 0), short, smaller, cut, raw_message(frames[4], 4)]
     source = BagFrameSource(write_bag(tmp_path / "bag", "sqlite3", {"/camera/image_raw": messages}))
-    assert [i for i, _ in source] == [0, 3]
-    assert [s.index for s in source.skipped] == [1, 2]
+    assert [i for i, _ in source] == [0, 4]
+    assert [s.index for s in source.skipped] == [1, 2, 3]
     assert "expected step*height" in source.skipped[0].reason and "160x90" in source.skipped[1].reason
+    assert "does not deserialize" in source.skipped[2].reason
 
     depth = Image(header=header(0), height=2, width=2, encoding="32FC1", is_bigendian=0, step=8,
                   data=np.zeros(16, np.uint8))
