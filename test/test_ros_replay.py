@@ -19,7 +19,7 @@ from segtrack_ros.replay import main as replay_main, play
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 180)
-DOMAIN_ID = 1 + (os.getpid() + 53) % 100
+DOMAIN_ID = 1 + (os.getpid() + 63) % 100
 needs_ros = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
                                reason="ROS 2 is not installed in this venv (run `make ros`)")
 
