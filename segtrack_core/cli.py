@@ -1,5 +1,7 @@
 """Command line: ``segtrack track | eval | bench | backends | weights``.
 
+``track`` reads a video, a folder of frames or an image topic of a rosbag2 bag (sqlite3 or MCAP).
+
 Bad input (missing files, malformed options, backend errors) prints one ``segtrack: error:`` line and
 exits with status 2; ``--traceback`` shows the full trace instead.
 """
@@ -16,8 +18,10 @@ from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
+from .bag import BagFrameSource, is_bag
 from .benchmark import format_bench, load_bench_frames, run_benchmark
 from .device import resolve_device
 from .errors import ConfigError, SegtrackError
@@ -53,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    track = sub.add_parser("track", help="track one object through a video or a folder of frames")
-    track.add_argument("input", help="video file or folder of frames (sorted jpg/png)")
+    track = sub.add_parser("track", help="track one object through a video, a folder of frames or a bag")
+    track.add_argument("input", help="video file, folder of frames (sorted jpg/png), or rosbag2 bag (folder "
+                                     "with metadata.yaml, .db3 or .mcap)")
+    track.add_argument("--topic", help="image topic of the bag (sensor_msgs/Image or CompressedImage); "
+                                       "needed when the bag has more than one")
     init = track.add_mutually_exclusive_group(required=True)
     init.add_argument("--box", help="initial box x,y,w,h in pixels")
     init.add_argument("--mask", help="initial mask image (nonzero = target), the size of the frames")
@@ -167,15 +174,24 @@ def _init_result(target: Target, shape: tuple[int, int]) -> TrackResult:
     return TrackResult(mask, 1.0, box, rotated, TrackState.TRACKING)
 
 
+def _frame_source(args: argparse.Namespace) -> FrameSource | BagFrameSource:
+    if is_bag(args.input):
+        return BagFrameSource(args.input, args.topic)
+    if args.topic is not None:
+        raise DataError(f"--topic is for bags; {args.input} is not a rosbag2 bag "
+                        f"(a folder with metadata.yaml, or a .db3 / .mcap file)")
+    return FrameSource(args.input)
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     target = _initial_target(args)
-    source = FrameSource(args.input)
+    source = _frame_source(args)
     tracker = _main_tracker(args)
     writer = VideoWriter(args.out, fps=source.fps or 25.0) if args.out else None
     bar = tqdm(total=len(source) or None, unit="frame", disable=True if args.no_progress else None, file=sys.stderr)
     states: Counter = Counter()
     scores: List[float] = []
-    track_time = 0.0
+    frame_times: List[float] = []
     try:
         for index, frame in source:
             bar.update(1)
@@ -186,7 +202,7 @@ def cmd_track(args: argparse.Namespace) -> int:
             else:
                 start = time.perf_counter()
                 result = tracker.track(frame)
-                track_time += time.perf_counter() - start
+                frame_times.append(time.perf_counter() - start)
                 states[result.state.value] += 1
                 scores.append(result.score)
                 label = f"{args.backend} #{index}"
@@ -201,17 +217,36 @@ def cmd_track(args: argparse.Namespace) -> int:
     if not tracker.initialized:
         raise DataError(f"no readable frame in {args.input}")
     tracked = len(scores)
+    track_time = sum(frame_times)
     fps = tracked / track_time if track_time > 0 else 0.0
     mean_score = sum(scores) / tracked if tracked else float("nan")
     state_text = ", ".join(f"{s.value} {states.get(s.value, 0)}" for s in TrackState)
     print(f"backend {args.backend}: {tracked + 1} frames (1 init + {tracked} tracked), "
           f"{len(source.skipped)} skipped")
     print(f"tracking fps {fps:.1f}, mean score {mean_score:.3f}, states: {state_text}")
+    if frame_times:
+        median, p90 = np.percentile(np.array(frame_times) * 1000, [50, 90])
+        print(f"per frame: median {median:.1f} ms, p90 {p90:.1f} ms")
+    if isinstance(source, BagFrameSource):
+        recorded = source.recorded_fps()
+        pace = f"; tracking ran at {fps / recorded:.2f}x that rate" if recorded > 0 else ""
+        print(f"bag topic {source.topic.name} ({source.topic.msgtype}): recorded at {recorded:.1f} fps{pace}")
     if writer is not None:
         print(f"overlay video: {args.out} ({writer.frames_written} frames)")
     if args.save_masks:
         print(f"masks: {args.save_masks}/")
+        if isinstance(source, BagFrameSource):
+            print(f"mask stamps: {_write_stamps(source, Path(args.save_masks))}")
     return 0
+
+
+def _write_stamps(source: BagFrameSource, folder: Path) -> Path:
+    """stamps.csv beside the masks: which recorded message (and header stamp) each mask file belongs to."""
+    path = folder / "stamps.csv"
+    lines = ["mask,log_time_ns,header_stamp_ns"]
+    lines += [f"{index:05d}.png,{source.log_times[index]},{source.stamps[index]}" for index in sorted(source.stamps)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 # --- eval -------------------------------------------------------------------------------------------

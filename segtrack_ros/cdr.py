@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .image_conversion import ImageConversionError
+from segtrack_core.image_conversion import ImageConversionError
 
 # Encapsulation ids: plain CDR (XCDR1) and PLAIN_CDR2, big- and little-endian.
 _BIG_ENDIAN = {b"\x00\x00", b"\x00\x06"}

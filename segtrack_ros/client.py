@@ -34,9 +34,9 @@ from vision_msgs.msg import Detection2DArray
 
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
+from segtrack_core.image_conversion import to_byte_array
 
 from .env import REPO_ROOT, config_dir, ros_environment
-from .image_conversion import to_byte_array
 from .messages import stamp_to_ns as stamp_ns
 
 DEFAULT_PARAMS_FILE = config_dir() / "tracker.yaml"

@@ -1,6 +1,7 @@
-"""End-to-end ROS demo: a real video played as a camera topic into the segtrack node.
+"""End-to-end ROS demo: a real video (or a recorded bag) played as a camera topic into the segtrack node.
 
-python -m segtrack_ros.demo [--frames DIR | --video FILE] [--box x,y,w,h] [--fps 24] [--out out/ros_demo]
+python -m segtrack_ros.demo [--frames DIR | --video FILE | --bag BAG [--topic T]] [--box x,y,w,h] [--fps 24]
+                            [--out out/ros_demo]
 
 Starts the node as its own process, publishes the frames at the camera rate, sets the target through
 ~/set_target (box around the first ground-truth mask, or --box), records what the node publishes and
@@ -12,6 +13,8 @@ from the image stamp to the receipt of the node's TrackedTarget.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import sys
@@ -22,6 +25,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from segtrack_core.bag import Bag, BagTopic
+from segtrack_core.errors import SegtrackError
 from segtrack_core.geometry import mask_to_box
 from segtrack_core.io import default_data_root
 from segtrack_core.metrics import region_similarity
@@ -55,14 +60,39 @@ def load_frames(args: argparse.Namespace) -> tuple[list[np.ndarray], float]:
     return frames, fps
 
 
+def load_bag_frames(args: argparse.Namespace, bag: Bag, topic: BagTopic) -> tuple[list[np.ndarray], float]:
+    """Frame i is message i of the topic, the message the replay publishes for it."""
+    frames, times = [], []
+    for message in itertools.islice(bag.messages(topic), args.max_frames):
+        frames.append(bag.frame(topic, message)[0])
+        times.append(message.log_time_ns)
+    if len(frames) < 2:
+        raise SystemExit("need at least two frames")
+    recorded = (len(times) - 1) * 1e9 / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
+    return frames, args.fps or recorded or 24.0
+
+
+def start_tracking_on_bag(client, bag: Bag, topic: BagTopic, publish, box, timeout: float = 60.0):
+    """TrackerClient.start_tracking with the topic's first message (stamped now) as the target's frame."""
+    first = next(bag.messages(topic))
+    deadline = time.monotonic() + timeout
+    while True:
+        stamp = time.time_ns()
+        publish(bag.restamped(topic, first, stamp))
+        time.sleep(0.2)
+        response = client.set_box(*box, stamp=stamp)
+        if response.success or time.monotonic() > deadline or "no buffered frame" not in response.message:
+            return response
+
+
 def initial_box(args: argparse.Namespace) -> tuple[float, float, float, float]:
     if args.box:
         values = [float(v) for v in args.box.split(",")]
         if len(values) != 4:
             raise SystemExit("--box is x,y,w,h")
         return tuple(values)
-    if args.video:
-        raise SystemExit("--box x,y,w,h is needed with --video")
+    if args.video or args.bag:
+        raise SystemExit("--box x,y,w,h is needed with --video and --bag")
     mask_path = Path(args.frames).parent / "masks" / "00000.png"
     mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
@@ -88,29 +118,43 @@ def percentile(values: list[float], q: float) -> Optional[float]:
 
 def run(args: argparse.Namespace) -> dict:
     from .client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value, stamp_ns
+    from .replay import play
 
-    frames, fps = load_frames(args)
-    box = initial_box(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
-    configure_this_process(domain_id)
-    parameters = {"backend": args.backend, "device": args.device, "publish_debug_image": False}
-    print(f"starting segtrack node (backend {args.backend}, device {args.device}, ROS domain {domain_id})")
-    with NodeProcess(domain_id, parameters, log_path=out / "node.log") as node, TrackerClient(domain_id) as client:
-        if not client.wait_for_services(90) or not client.wait_for_subscriber(10):
+    with contextlib.ExitStack() as stack:
+        bag = stack.enter_context(Bag(args.bag)) if args.bag else None
+        topic = bag.topic(args.topic) if bag else None
+        frames, fps = load_bag_frames(args, bag, topic) if bag else load_frames(args)
+        box = initial_box(args)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
+        configure_this_process(domain_id)
+        parameters = {"backend": args.backend, "device": args.device, "publish_debug_image": False,
+                      "use_compressed": bool(topic and topic.compressed)}
+        print(f"starting segtrack node (backend {args.backend}, device {args.device}, ROS domain {domain_id})")
+        node = stack.enter_context(NodeProcess(domain_id, parameters, log_path=out / "node.log"))
+        client = stack.enter_context(TrackerClient(domain_id))
+        if not client.wait_for_services(90) or not client.wait_for_subscriber(10, parameters["use_compressed"]):
             raise SystemExit(f"the node did not come up; its log:\n{node.log()}")
-        response = client.start_tracking(frames[0], box, timeout=60)
+        if bag:
+            publish = (client.compressed_pub if topic.compressed else client.image_pub).publish
+            response = start_tracking_on_bag(client, bag, topic, publish, box)
+        else:
+            response = client.start_tracking(frames[0], box, timeout=60)
         if not response.success:
             raise SystemExit(f"set_target failed: {response.message}")
         print(f"target {response.target_id} set on frame 0 with box {tuple(round(v, 1) for v in box)}; "
               f"playing {len(frames) - 1} frames at {fps:g} fps")
         client.clear()
-        stamps = []
-        start = time.monotonic()
-        for i, frame in enumerate(frames[1:]):
-            time.sleep(max(0.0, start + i / fps - time.monotonic()))
-            stamps.append(client.publish_frame(frame))
+        if bag:
+            # The replay, restamped: to the node the bag is a live camera whose first frame holds the target.
+            stamps = play(bag, topic, publish, rate=args.fps, restamp=True, start=1, count=len(frames) - 1).stamps
+        else:
+            stamps = []
+            start = time.monotonic()
+            for i, frame in enumerate(frames[1:]):
+                time.sleep(max(0.0, start + i / fps - time.monotonic()))
+                stamps.append(client.publish_frame(frame))
         last = stamps[-1]
         client.wait_for(lambda r: any(stamp_ns(m.header.stamp) == last for _, m in r.targets), 30)
         # Let one more diagnostics message report the final counts.
@@ -131,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
     video_path = out / "ros_demo.mp4"
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    truth_dir = None if args.video else Path(args.frames).parent / "masks"
+    truth_dir = None if args.video or args.bag else Path(args.frames).parent / "masks"
     ious = []
     shown: Optional[TrackResult] = None
     for stamp, index in by_stamp.items():
@@ -177,17 +221,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--frames", default=str(DEFAULT_FRAMES), help="folder of frames (sorted by name)")
     source.add_argument("--video", help="video file")
+    source.add_argument("--bag", help="rosbag2 bag (folder, .db3 or .mcap): its image topic is replayed, "
+                                      "restamped, at the recorded speed (or --fps)")
+    parser.add_argument("--topic", help="the bag's image topic (needed when it has more than one)")
     parser.add_argument("--box", help="initial box x,y,w,h (default: around frames/../masks/00000.png)")
-    parser.add_argument("--fps", type=float, default=None, help="camera rate (default 24, or the video's)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="camera rate (default 24, or the video's; a bag plays at its recorded times)")
     parser.add_argument("--max-frames", type=int, default=1000)
     parser.add_argument("--backend", default="d3s2")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="out/ros_demo", help="output folder (video, summary, node log)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS domain (default: from the pid)")
     args = parser.parse_args(argv)
-    if not args.video and not Path(args.frames).is_dir():
+    if not args.video and not args.bag and not Path(args.frames).is_dir():
         parser.error(f"no frames folder at {args.frames}")
-    summary = run(args)
+    try:
+        summary = run(args)
+    except SegtrackError as exc:  # a bad bag, topic or frame
+        print(f"segtrack demo: error: {exc}", file=sys.stderr)
+        return 2
     print(f"frames in: {summary['frames_in']}  processed: {summary['processed']}  "
           f"dropped: {summary['dropped']}  lost: {summary['lost']}")
     if summary["latency_ms_median"] is not None:

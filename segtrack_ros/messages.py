@@ -15,10 +15,9 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.errors import InvalidTargetError
 from segtrack_core.geometry import box_to_rotated_box, rotated_box_to_box
+from segtrack_core.image_conversion import mask_to_mono8, mono8_to_mask, to_byte_array
 from segtrack_core.prompts import points_to_mask
 from segtrack_core.types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
-
-from .image_conversion import mask_to_mono8, mono8_to_mask, to_byte_array
 
 STATE_CODES = {
     TrackState.TRACKING: TrackedTarget.STATE_TRACKING,

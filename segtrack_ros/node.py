@@ -41,13 +41,13 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core import SegtrackError, TrackResult, TrackState, create_tracker
 from segtrack_core.errors import ConfigError, InvalidFrameError
+from segtrack_core.image_conversion import compressed_to_bgr, image_msg_to_bgr
 from segtrack_core.registry import get_backend, make_config
 from segtrack_core.visualize import draw_overlay
 
 from . import messages
 from .cdr import parse_image
 from .frame_buffer import FrameRing, Mailbox
-from .image_conversion import compressed_to_bgr, image_msg_to_bgr
 from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMETERS, THRESHOLDS, backend_overrides,
                          parameter_error)
 

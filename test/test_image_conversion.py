@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from segtrack_core.errors import InvalidFrameError, SegtrackError
-from segtrack_ros.image_conversion import (ImageConversionError, UnsupportedEncodingError, compressed_to_bgr,
+from segtrack_core.image_conversion import (ImageConversionError, UnsupportedEncodingError, compressed_to_bgr,
                                            image_msg_to_bgr, image_to_bgr, mask_to_mono8, mono8_to_mask,
                                            to_byte_array)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segtrack_ros.cdr import parse_image
-from segtrack_ros.image_conversion import ImageConversionError, image_msg_to_bgr
+from segtrack_core.image_conversion import ImageConversionError, image_msg_to_bgr
 
 
 def handmade_big_endian(frame_id: str, encoding: str, pixels: bytes, height: int, width: int, step: int) -> bytes:
@@ -55,7 +55,7 @@ def test_matches_rclpy_serialisation_for_every_alignment(frame_id, encoding):
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
-    from segtrack_ros.image_conversion import to_byte_array
+    from segtrack_core.image_conversion import to_byte_array
 
     rng = np.random.default_rng(len(frame_id) + len(encoding))
     channels = {"bgr8": 3, "mono8": 1, "16UC1": 2, "yuv422_yuy2": 2}[encoding]

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from segtrack_core.errors import InvalidFrameError
+from .errors import InvalidFrameError
 
 
 class ImageConversionError(InvalidFrameError):
