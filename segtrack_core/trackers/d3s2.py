@@ -13,7 +13,8 @@
   frame; its size changes only on frames whose mask agrees with it (area and per-frame size step), so
   occlusions, partial masks and masks that bleed into the background neither shrink nor grow the search
   region, and those frames teach the models nothing.
-- The reported box is the mask's box when it agrees with the tracked box, else the tracked box.
+- The reported box is the mask's box when the first-frame mask covered the given box, else the tracked
+  box (a box initialisation whose mask covers only part of the object).
 - Motion: a constant-velocity prediction centres the search region; when the score is too weak to trust
   the GEM peak (occlusion) the tracker coasts on it. A run of weak frames, not one, means lost.
 - A box initialisation uses a proxy mask from the box, refined by segmentation passes on the first
@@ -35,7 +36,6 @@ import torch
 from ..device import resolve_device
 from ..errors import ConfigError
 from ..geometry import box_to_rotated_box, mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
-from ..metrics import box_iou
 from ..models.backbone import load_backbone
 from ..models.dcf import find_peak, gaussian_label, label_sigma, location_channel
 from ..models.gem import DiscriminativeFilter, GemSettings, second_peak
@@ -92,8 +92,6 @@ class D3S2Config:
     # matched the given box within this factor per side (else it covers a varying part of the object)
     max_aspect_change: float = 1.25  # a mask whose box changes its aspect ratio by more than this factor
     # (a mask growing into a shadow, a partial mask becoming whole) is not used for scale or model updates
-    box_agreement: float = 0.5  # the mask's box is reported when its IoU with the tracked box is at least
-    # this (and the mask measures scale); otherwise (a partial or bleeding mask) the tracked box is
     # confidence and states
     tracking_threshold: float = 0.5
     lost_threshold: float = 0.3
@@ -112,9 +110,8 @@ class D3S2Config:
             raise ConfigError("search_scale must be >= 1.5 and <= redetect_scale")
         if self.feature_dim < 4:
             raise ConfigError("feature_dim must be >= 4")
-        if min(self.max_scale_step, self.max_aspect_change, self.mask_scale_fit) < 1.0 or not 0.0 <= self.box_agreement <= 1.0:
-            raise ConfigError("max_scale_step, max_aspect_change and mask_scale_fit must be >= 1, "
-                              "box_agreement in [0, 1]")
+        if min(self.max_scale_step, self.max_aspect_change, self.mask_scale_fit) < 1.0:
+            raise ConfigError("max_scale_step, max_aspect_change and mask_scale_fit must be >= 1")
         if self.lost_patience < 1 or not (0 <= self.velocity_rate <= 1 and 0 <= self.velocity_decay <= 1):
             raise ConfigError("lost_patience must be >= 1, velocity_rate and velocity_decay in [0, 1]")
 
@@ -320,7 +317,6 @@ class D3S2Tracker(Tracker):
             box_mask = target_to_mask(target, shape)
             box_cells = self._coverage(box_mask, region, grid)
             mask = proxy
-            candidates = [proxy]
             for _ in range(self.config.box_init_passes):
                 self._bootstrap_memories(descriptor, self._coverage(mask, region, grid), box_cells)
                 self._learn_colors(frame, mask, update=False)
@@ -330,11 +326,6 @@ class D3S2Tracker(Tracker):
                 if refined.sum() < 0.1 * proxy.sum():
                     break
                 mask = refined
-                candidates.append(refined)
-            # The given box encloses the object: keep the candidate whose own box fits it best (the
-            # latest on ties), which rejects candidates that lost a part or grew into the background.
-            fits = [box_iou(mask_to_box(c).as_tuple(), box.as_tuple()) if c.any() else 0.0 for c in candidates]
-            mask = candidates[max(range(len(fits)), key=lambda i: (round(fits[i], 2), i))]
         self._learn_memories(descriptor, self._coverage(mask, region, grid), 0.75)
         self._learn_colors(frame, mask, update=False)
         mask_box = mask_to_box(mask)
@@ -455,8 +446,7 @@ class D3S2Tracker(Tracker):
             self.peak_reference = (1 - rate) * self.peak_reference + rate * peak.value
         tracked_box = Box(self.center[0] - 0.5 * self.size[0], self.center[1] - 0.5 * self.size[1], *self.size)
         # The mask's box is the object's box only if the mask covered the object on the first frame.
-        if (mask_box is not None and self._mask_measures_scale
-                and box_iou(mask_box.as_tuple(), tracked_box.as_tuple()) >= cfg.box_agreement):
+        if mask_box is not None and self._mask_measures_scale:
             box = mask_box
             wrot = mask_to_rotated_box(window_mask)
             rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
