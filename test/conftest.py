@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -30,6 +31,18 @@ def load_davis_frames(data_root):
         frames = [read_image(seq / "frames" / f"{n}.jpg") for n in names]
         masks = [read_mask(seq / "masks" / f"{n}.png") for n in names]
         return frames, masks
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def load_resized_frames(load_davis_frames):
+    """load(sequence, count, size) -> frames and masks of a DAVIS sequence resized to size = (w, h)."""
+
+    def load(sequence: str, count: int, size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        frames, masks = load_davis_frames(sequence, count)
+        return ([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames],
+                [cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0 for m in masks])
 
     return load
 

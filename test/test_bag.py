@@ -16,12 +16,9 @@ STORAGES = ("sqlite3", "mcap")
 
 
 @pytest.fixture(scope="module")
-def car(load_davis_frames):
+def car(load_resized_frames):
     """Six car-shadow frames and their masks at 320x180."""
-    frames, masks = load_davis_frames("car-shadow", 6)
-    frames = [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
-    masks = [cv2.resize(m.astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
-    return frames, masks
+    return load_resized_frames("car-shadow", 6, SIZE)
 
 
 @pytest.mark.parametrize("storage", STORAGES)

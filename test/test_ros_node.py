@@ -22,11 +22,8 @@ DOMAIN_ID = 1 + (os.getpid() + 17) % 100
 
 
 @pytest.fixture(scope="module")
-def sequence(load_davis_frames):
-    frames, masks = load_davis_frames("car-shadow", 12)
-    frames = [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
-    masks = [cv2.resize(m.astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
-    return frames, masks
+def sequence(load_resized_frames):
+    return load_resized_frames("car-shadow", 12, SIZE)
 
 
 @pytest.fixture(scope="module")

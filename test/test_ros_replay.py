@@ -25,11 +25,8 @@ needs_ros = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
 
 
 @pytest.fixture(scope="module")
-def car(load_davis_frames):
-    frames, masks = load_davis_frames("car-shadow", 6)
-    frames = [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
-    masks = [cv2.resize(m.astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
-    return frames, masks
+def car(load_resized_frames):
+    return load_resized_frames("car-shadow", 6, SIZE)
 
 
 @pytest.fixture(scope="module")

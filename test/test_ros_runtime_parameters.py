@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 import os
 
-import cv2
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
@@ -18,13 +16,11 @@ DOMAIN_ID = 1 + (os.getpid() + 37) % 100
 
 
 @pytest.fixture(scope="module")
-def frames_and_box(load_davis_frames):
+def frames_and_box(load_resized_frames):
     from segtrack_core.geometry import mask_to_box
 
-    frames, masks = load_davis_frames("car-shadow", 8)
-    frames = [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
-    first = cv2.resize(masks[0].astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0
-    return frames, mask_to_box(first).as_tuple()
+    frames, masks = load_resized_frames("car-shadow", 8, SIZE)
+    return frames, mask_to_box(masks[0]).as_tuple()
 
 
 def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
@@ -43,8 +39,11 @@ def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
         # Thresholds apply to the running tracker: with these no score is good enough.
         results = client.set_parameters(tracking_threshold=1.0, lost_threshold=0.999)
         assert all(r.successful for r in results), [r.reason for r in results]
-        target, _, _ = client.track_frame(frames[2], timeout=30)
-        assert target.state == TrackedTarget.STATE_LOST and not target.has_box
+        # d3s2 declares a loss after lost_patience (3) weak frames in a row; the frame repeats so the
+        # later steps keep their frames.
+        states = [client.track_frame(frames[2], timeout=30)[0] for _ in range(3)]
+        assert [t.state for t in states] == [TrackedTarget.STATE_UNCERTAIN] * 2 + [TrackedTarget.STATE_LOST]
+        assert not states[-1].has_box
         assert all(r.successful for r in client.set_parameters(lost_threshold=-1.0, tracking_threshold=-1.0))
 
         refused = {

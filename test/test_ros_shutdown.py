@@ -10,8 +10,6 @@ import signal
 import threading
 import time
 
-import cv2
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
@@ -22,13 +20,11 @@ DOMAIN_ID = 1 + (os.getpid() + 47) % 100
 
 
 @pytest.fixture(scope="module")
-def frames_and_box(load_davis_frames):
+def frames_and_box(load_resized_frames):
     from segtrack_core.geometry import mask_to_box
 
-    frames, masks = load_davis_frames("car-shadow", 6)
-    frames = [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
-    first = cv2.resize(masks[0].astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0
-    return frames, mask_to_box(first).as_tuple()
+    frames, masks = load_resized_frames("car-shadow", 6, SIZE)
+    return frames, mask_to_box(masks[0]).as_tuple()
 
 
 @pytest.fixture(scope="module")
