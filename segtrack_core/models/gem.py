@@ -24,7 +24,7 @@ class GemSettings:
     learning_rate: float = 0.05  # weight of a new sample against the memory
     hard_negative_rate: float = 0.15  # weight of a sample that had a distractor peak
     init_weight_floor: float = 0.25  # the first-frame samples keep at least this share of the weight
-    memory: int = 24  # training samples kept (first-frame samples included)
+    memory: int = 12  # training samples kept (first-frame samples included)
     init_iterations: int = 25  # conjugate-gradient iterations on the first frame
     update_iterations: int = 2  # per update
     update_interval: int = 5  # reliable frames between updates (a hard negative updates at once)
@@ -99,10 +99,11 @@ class DiscriminativeFilter:
             return
         pad = self.settings.filter_size // 2
         self._cells = float(self._samples.shape[-1] * self._samples.shape[-2])
-        scaled_labels = self._labels * (self._weights[:, None, None, None] / self._cells)
-        rhs = conv2d_weight(self._samples, self.filter.shape, scaled_labels, padding=pad)
         f = self.filter
-        r = rhs - self._normal_operator(f)
+        # Residual of the normal equations, b - A f, in one pass over the samples.
+        scale = self._weights[:, None, None, None] / self._cells
+        error = (self._labels - F.conv2d(self._samples, f, padding=pad)) * scale
+        r = conv2d_weight(self._samples, f.shape, error, padding=pad) - self.settings.regularization * f
         p = r.clone()
         rs = float((r * r).sum())
         for _ in range(iterations):
