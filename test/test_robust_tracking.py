@@ -24,8 +24,8 @@ def tracker():
 EXCERPTS = [
     ("boxes/person12_1", 0, 60, 0.65, 0),  # a 34x85 person seen from a drone
     # A pole hides the runner over frames ~66-80 (lost there is right), then the runner must be found.
-    ("boxes/Jogging-1", 55, 50, 0.55, 14),
-    ("boxes/Basketball", 0, 80, 0.55, 4),  # players in the same shirts around the target
+    ("boxes/Jogging-1", 55, 50, 0.5, 14),
+    ("boxes/Basketball", 0, 80, 0.55, 8),  # players in the same shirts around the target
 ]
 
 
