@@ -162,3 +162,15 @@ def test_rotated_box_encloses_the_mask_tightly(tracker, load_davis_frames):
         # Minimal: no thinner than the mask along its own axes, and smaller than the axis-aligned box.
         assert result.rotated_box.w * result.rotated_box.h <= result.box.w * result.box.h + 1
         assert abs(result.rotated_box.angle) <= np.pi / 4
+
+
+def test_a_tiny_box_is_its_own_initial_mask(tracker, load_davis_frames):
+    """Below small_box_side the box is the first mask: its size is measured from then on (a 10 px
+    swimmer who grows to 50 px) instead of a part GrabCut cannot cut at that size."""
+    frames, _ = load_davis_frames("car-shadow", 2)
+    tracker.initialize(frames[0], st.Box(400, 150, 12, 10))
+    assert tracker.size_from_mask == pytest.approx((1.0, 1.0))
+    assert tracker.fill_ratio == pytest.approx(1.0)
+    assert tracker._mask_measures_scale
+    tracker.initialize(frames[0], st.Box(313, 88, 342, 194))  # the car: GrabCut and passes cut it
+    assert tracker.fill_ratio < 0.95

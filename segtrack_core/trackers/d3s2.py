@@ -77,7 +77,8 @@ class D3S2Config:
     color_learning_rate: float = 0.05
     color_weight: float = 0.5  # weight of the colour posterior's logit against the feature logit
     grabcut_iterations: int = 3  # box initialisation proxy mask
-    grabcut_max_side: int = 360  # GrabCut runs on the box's surroundings downscaled to at most this side
+    grabcut_max_side: int = 360
+    small_box_side: float = 16.0  # boxes with a shorter side (pixels) are taken as the initial mask  # GrabCut runs on the box's surroundings downscaled to at most this side
     box_init_passes: int = 3  # segmentation passes on the first frame that refine the proxy mask
     box_init_keep: float = 0.7  # fraction of proxy cells kept as foreground (least background-like)
     refine_max_side: int = 360  # refinement window is downscaled to at most this many pixels
@@ -305,7 +306,8 @@ class D3S2Tracker(Tracker):
         self._initialize_gem(frame, region, descriptor)
 
         center_cell = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
-        if isinstance(target, MaskTarget):
+        if isinstance(target, MaskTarget) or min(box.w, box.h) < self.config.small_box_side:
+            # A mask as given; a box too small for GrabCut and coarse features to cut is its own best mask.
             mask = proxy
         else:
             # D3S2's box initialisation: models from a proxy mask (GrabCut inside the box), then
