@@ -18,7 +18,7 @@
 - Motion: a constant-velocity prediction centres the search region; when the score is too weak to trust
   the GEM peak (occlusion) the tracker coasts on it. A run of weak frames, not one, means lost.
 - A box initialisation uses a proxy mask from the box, refined by segmentation passes on the first
-  frame, as in D3S2.
+  frame, as in D3S2; a box too small to cut (shorter side under ``small_box_side``) is its own mask.
 - While lost, the GEM scans a larger region at the same feature scale.
 """
 
