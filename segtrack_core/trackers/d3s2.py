@@ -14,7 +14,7 @@
   occlusions, partial masks and masks that bleed into the background neither shrink nor grow the search
   region, and those frames teach the models nothing.
 - The reported box is the mask's box when the first-frame mask covered the given box, else the tracked
-  box (a box initialisation whose mask covers only part of the object).
+  box (a box initialisation whose mask covers only part of the object), centred by the GEM.
 - Motion: a constant-velocity prediction centres the search region; when the score is too weak to trust
   the GEM peak (occlusion) the tracker coasts on it. A run of weak frames, not one, means lost.
 - A box initialisation uses a proxy mask from the box, refined by segmentation passes on the first
@@ -421,8 +421,14 @@ class D3S2Tracker(Tracker):
         if consistent:
             # The tracked box keeps the offset and size ratio it had to the mask's box on the first frame,
             # so a mask that covers part of the object (the salient part of a box) still gives its box.
-            mcx, mcy = mask_box.center
-            self.center = (mcx + self.center_from_mask[0] * mask_box.w, mcy + self.center_from_mask[1] * mask_box.h)
+            if self._mask_measures_scale:
+                mcx, mcy = mask_box.center
+                self.center = (mcx + self.center_from_mask[0] * mask_box.w,
+                               mcy + self.center_from_mask[1] * mask_box.h)
+            else:
+                # The part a partial mask covers drifts (a shirt, then shirt and legs); the GEM, trained
+                # with its label at the box centre, localises the box itself.
+                self.center = peak_image
             aspect = mask_box.w / mask_box.h
             steady = abs(math.log(aspect / self.mask_aspect)) <= math.log(cfg.max_aspect_change)
             if state is TrackState.TRACKING and steady and self._mask_measures_scale:
