@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from prerequisites import missing
 from segtrack_core.io import read_image, read_mask
 
 DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -17,7 +18,7 @@ DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     if not (DATA_ROOT / "davis2016").is_dir() or not (DATA_ROOT / "vot2015").is_dir():
-        pytest.skip(f"shared data not found at {DATA_ROOT}")
+        missing(f"the shared data ({DATA_ROOT})", "tracking, evaluation and node behaviour on real frames")
     return DATA_ROOT
 
 

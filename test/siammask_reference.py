@@ -14,8 +14,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+
+from prerequisites import missing
+
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "siammask"
 GAINS = {"features.features.conv1.weight": 0.01, "rpn_model.cls.head.3.weight": 0.5,
@@ -24,7 +26,7 @@ GAINS = {"features.features.conv1.weight": 0.01, "rpn_model.cls.head.3.weight": 
 
 def require_fixtures() -> Path:
     if not (FIXTURES / "manifest.json").is_file():
-        pytest.skip(f"SiamMask fixtures not found at {FIXTURES}")
+        missing(f"the SiamMask reference fixtures ({FIXTURES})", "equality with the official SiamMask code")
     return FIXTURES
 
 

@@ -1,24 +1,11 @@
 """Click prompts -> target mask, on real DAVIS frames with ground-truth masks."""
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from segtrack_core.errors import InvalidFrameError, InvalidTargetError
 from segtrack_core.prompts import points_to_mask
-
-DAVIS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "davis2016"
-
-
-def load(sequence: str):
-    frame_path = DAVIS / sequence / "frames" / "00000.jpg"
-    if not frame_path.exists():
-        pytest.skip(f"dataset not found at {frame_path}")
-    frame = cv2.imread(str(frame_path))
-    truth = cv2.imread(str(DAVIS / sequence / "masks" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
-    return frame, truth
 
 
 def interior_points(truth: np.ndarray, count: int, seed: int = 0) -> list[list[float]]:
@@ -39,8 +26,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("sequence", ["car-shadow", "blackswan"])
 @pytest.mark.parametrize("count", [1, 3])
-def test_clicks_on_the_object_segment_it(sequence, count):
-    frame, truth = load(sequence)
+def test_clicks_on_the_object_segment_it(load_davis_frames, sequence, count):
+    (frame,), (truth,) = load_davis_frames(sequence, 1)
     points = interior_points(truth, count)
     mask = points_to_mask(frame, points)
     assert mask.shape == truth.shape and mask.dtype == bool
@@ -49,8 +36,8 @@ def test_clicks_on_the_object_segment_it(sequence, count):
         assert mask[int(y), int(x)]
 
 
-def test_background_clicks_are_excluded():
-    frame, truth = load("car-shadow")
+def test_background_clicks_are_excluded(load_davis_frames):
+    (frame,), (truth,) = load_davis_frames("car-shadow", 1)
     fg = interior_points(truth, 3)
     background = np.argwhere(~cv2.dilate(truth.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool))
     # A few background clicks near the object: they must not end up in the mask.
@@ -63,8 +50,8 @@ def test_background_clicks_are_excluded():
     assert iou(mask, truth) > 0.5
 
 
-def test_errors_are_typed():
-    frame, _ = load("car-shadow")
+def test_errors_are_typed(load_davis_frames):
+    (frame,), _ = load_davis_frames("car-shadow", 1)
     with pytest.raises(InvalidTargetError, match="at least one foreground point"):
         points_to_mask(frame, [])
     with pytest.raises(InvalidTargetError, match="outside"):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 
 import numpy as np
 import pytest
 
+
+from prerequisites import needs_ros
 from segtrack_ros.cdr import parse_image
 from segtrack_core.image_conversion import ImageConversionError, image_msg_to_bgr
 
@@ -48,7 +49,7 @@ def test_truncated_or_foreign_buffers_raise_typed_errors():
         parse_image(b"\x00\x0a" + good[2:])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rclpy") is None, reason="ROS 2 is not installed in this venv")
+@needs_ros("serialisation against rclpy")
 @pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera_optical_frame"])
 @pytest.mark.parametrize("encoding", ["bgr8", "mono8", "16UC1", "yuv422_yuy2"])
 def test_matches_rclpy_serialisation_for_every_alignment(frame_id, encoding):

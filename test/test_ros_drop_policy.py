@@ -5,15 +5,14 @@ Uses the default backend (d3s2, ~25 fps on this CPU) fed by a 60 fps camera of r
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
 import time
 
-import pytest
+from prerequisites import needs_ros
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+
+pytestmark = needs_ros("the node's frame-drop policy")
 
 DOMAIN_ID = 1 + (os.getpid() + 37) % 100
 CAMERA_FPS = 60.0  # well above what any backend sustains on CPU, so frames must drop

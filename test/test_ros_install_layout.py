@@ -4,16 +4,15 @@ run lib/segtrack/segtrack_node, both found through the ament index."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from prerequisites import needs_ros
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ament_index_python") is None,
-                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+
+pytestmark = needs_ros("the install layout ROS tools look for")
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT_SCRIPT = REPO / "scripts" / "install_ros_layout.sh"

@@ -6,7 +6,6 @@ domain id and a temporary ROS_HOME, so nothing leaks into the pytest process or 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,15 +13,13 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import pytest
 
+from prerequisites import needs_ros
 from segtrack_ros.env import ros_environment
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("rclpy") is None, reason="ROS 2 is not installed in this venv (run `make ros`)"
-)
+pytestmark = needs_ros("the generated segtrack interfaces")
 
 
 def _ros_env(tmp_path: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ segtrack_ros.client (its own rclpy context). Frames are real DAVIS frames at hal
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 
@@ -14,8 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+from prerequisites import needs_ros
+
+
+pytestmark = needs_ros("the node (services, topics, stamps, bad input)")
 
 SIZE = (427, 240)  # half of DAVIS's 854x480
 DOMAIN_ID = 1 + (os.getpid() + 17) % 100

@@ -3,16 +3,15 @@ reliable image QoS."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 
 import cv2
-import pytest
 import yaml
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+from prerequisites import needs_ros
+
+pytestmark = needs_ros("the node's lifecycle, namespace and compressed input")
 
 DOMAIN_ID = 1 + (os.getpid() + 57) % 100
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 
-from segtrack_core import available_backends, create_tracker
+from segtrack_core import create_tracker
 from segtrack_ros.parameters import LIVE_PARAMETERS, PARAMETERS, backend_overrides, parameter_error
 
 
@@ -29,7 +28,6 @@ def test_settings_a_backend_lacks_are_ignored_with_a_warning():
     assert any("weights='/models/lite0.pt'" in w for w in warnings)
 
 
-@pytest.mark.skipif("d3s2" not in available_backends(), reason="d3s2 backend not registered")
 def test_settings_the_backend_has_are_passed_through_and_build_a_tracker(tmp_path):
     warnings = []
     overrides = backend_overrides("d3s2", defaults(device="cpu", tracking_threshold=0.55, lost_threshold=0.25),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+
+from prerequisites import needs_ros
 from bag_files import RECORD_DELAY_NS, stamp_ns, write_image_bag
 from segtrack_core.bag import Bag, BagMessage
 from segtrack_ros.replay import main as replay_main, play
@@ -20,8 +21,7 @@ from segtrack_ros.replay import main as replay_main, play
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 180)
 DOMAIN_ID = 1 + (os.getpid() + 63) % 100
-needs_ros = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                               reason="ROS 2 is not installed in this venv (run `make ros`)")
+needs_ros_here = needs_ros("bag replay into the node")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_bad_bags_and_options_give_one_error_line_and_exit_2(capsys, car_bag, ar
     assert len(err) == 1 and message in err[0] and err[0].startswith("segtrack replay: error:")
 
 
-@needs_ros
+@needs_ros_here
 @pytest.mark.parametrize("storage, compressed", [("mcap", False), ("sqlite3", True)])
 def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage, compressed):
     from segtrack.msg import TrackedTarget
@@ -131,7 +131,7 @@ def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage,
     assert (mask & truth).sum() > 0.6 * truth.sum()
 
 
-@needs_ros
+@needs_ros_here
 def test_the_demo_replays_a_bag(car, tmp_path, capsys):
     import json
 

@@ -3,13 +3,14 @@ with the reason; nothing is accepted silently."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+from prerequisites import needs_ros
+
+
+pytestmark = needs_ros("`ros2 param set` handling")
 
 SIZE = (427, 240)
 DOMAIN_ID = 1 + (os.getpid() + 37) % 100

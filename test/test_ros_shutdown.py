@@ -4,7 +4,6 @@ the worker never publishes after the context is gone."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import threading
@@ -12,8 +11,10 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                                reason="ROS 2 is not installed in this venv (run `make ros`)")
+from prerequisites import needs_ros
+
+
+pytestmark = needs_ros("SIGINT/SIGTERM shutdown")
 
 SIZE = (427, 240)
 DOMAIN_ID = 1 + (os.getpid() + 47) % 100

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from pathlib import Path
 
 import pytest
+
 import torch
+from prerequisites import needs_ros
 from siammask_reference import save_official_layout, tracker_reference
 
 from segtrack_core import create_tracker
@@ -17,8 +18,7 @@ from segtrack_ros.parameters import PARAMETERS, backend_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN_ID = 1 + (os.getpid() + 53) % 100
-needs_ros = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
-                               reason="ROS 2 is not installed in this venv (run `make ros`)")
+needs_ros_here = needs_ros("SiamMask in the node")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_node_weights_parameter_reaches_the_siammask_config(checkpoint):
     assert create_tracker("siammask", str(REPO / "config" / "siammask_vot.yaml"), **overrides).config.lr == 0.25
 
 
-@needs_ros
+@needs_ros_here
 def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
     from segtrack.msg import TrackedTarget
     from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, mask_from_message
@@ -59,7 +59,7 @@ def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
             assert int((mask_from_message(mask_msg) != reference[t]).sum()) <= 10
 
 
-@needs_ros
+@needs_ros_here
 def test_node_without_weights_fails_configure_with_the_download_hint():
     from segtrack_ros.client import NodeProcess
 
