@@ -24,9 +24,9 @@ from tqdm import tqdm
 from .bag import BagFrameSource, is_bag
 from .benchmark import format_bench, load_bench_frames, run_benchmark
 from .device import resolve_device
-from .errors import ConfigError, SegtrackError
-from .registry import available_backends, create_tracker, get_backend, make_config
-from .evaluation import (INIT_MODES, EvaluationReport, backend_takes_device, evaluate, make_tracker,
+from .errors import SegtrackError
+from .registry import available_backends, get_backend, make_config
+from .evaluation import (INIT_MODES, EvaluationReport, backend_has_setting, evaluate, make_tracker,
                          tracker_config)
 from .geometry import mask_to_box, rotated_box_to_box, target_to_mask
 from .models.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
@@ -127,18 +127,7 @@ def _describe(exc: BaseException) -> str:
 
 def _main_tracker(args: argparse.Namespace):
     """The --backend tracker with --config, --device and --weights applied."""
-    if args.weights is None:
-        return make_tracker(args.backend, args.config, args.device)
-    if not _weights_field(args.backend):
-        raise ConfigError(f"backend {args.backend!r} takes no weights (--weights)")
-    overrides = {"weights": args.weights}
-    if args.device is not None and backend_takes_device(args.backend):
-        overrides["device"] = args.device
-    return create_tracker(args.backend, args.config, **overrides)
-
-
-def _weights_field(name: str) -> bool:
-    return any(f.name == "weights" for f in dataclasses.fields(get_backend(name).config_cls))
+    return make_tracker(args.backend, args.config, args.device, args.weights)
 
 
 # --- track ------------------------------------------------------------------------------------------
@@ -333,7 +322,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     for name, description in available_backends().items():
         print(f"{name}: {description}")
         needs = ("required (--weights)" if get_backend(name).needs_weights else
-                 "optional (--weights)" if _weights_field(name) else "none")
+                 "optional (--weights)" if backend_has_setting(name, "weights") else "none")
         print(f"  weights: {needs}")
         for key, value in dataclasses.asdict(make_config(name)).items():
             print(f"    {key}: {value!r}")

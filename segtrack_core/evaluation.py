@@ -27,6 +27,7 @@ import numpy as np
 
 from . import metrics
 from .config import to_dict
+from .errors import ConfigError
 from .geometry import (box_corners, fill_polygon, mask_to_box, mask_to_rotated_box, polygon_to_box,
                        polygon_to_rotated_box, rotated_box_corners)
 from .io import DataError, DavisSequence, FrameSource, VotSequence
@@ -40,15 +41,22 @@ INIT_MODES = ("box", "mask", "rotated")
 PROTOCOLS = ("davis", "vot")
 
 
-def backend_takes_device(name: str) -> bool:
-    return any(f.name == "device" for f in dataclasses.fields(get_backend(name).config_cls))
+def backend_has_setting(name: str, setting: str) -> bool:
+    return any(f.name == setting for f in dataclasses.fields(get_backend(name).config_cls))
 
 
-def make_tracker(name: str, config: Union[None, str, Path, dict] = None, device: Optional[str] = None) -> Tracker:
-    """Build a backend; ``device`` (auto|cpu|cuda|cuda:N) is applied only to backends that have one."""
-    if device is not None and backend_takes_device(name):
-        return create_tracker(name, config, device=device)
-    return create_tracker(name, config)
+def make_tracker(name: str, config: Union[None, str, Path, dict] = None, device: Optional[str] = None,
+                 weights: Optional[str] = None) -> Tracker:
+    """Build a backend; ``device`` (auto|cpu|cuda|cuda:N) is applied only to backends that have one, and
+    ``weights`` is refused by backends that take none."""
+    overrides = {}
+    if device is not None and backend_has_setting(name, "device"):
+        overrides["device"] = device
+    if weights is not None:
+        if not backend_has_setting(name, "weights"):
+            raise ConfigError(f"backend {name!r} takes no weights (--weights)")
+        overrides["weights"] = weights
+    return create_tracker(name, config, **overrides)
 
 
 @dataclass

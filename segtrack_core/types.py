@@ -152,22 +152,14 @@ def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
     from .geometry import clip_box  # geometry imports this module
 
     height, width = image_shape
-    if isinstance(target, Box):
-        box = Box(*_finite_floats(target.as_tuple(), "box"))
-        if box.w <= 0 or box.h <= 0:
-            raise InvalidTargetError(f"box must have positive size, got w={box.w}, h={box.h}")
-        clipped = clip_box(box, image_shape)
+    if isinstance(target, (Box, RotatedBox)):
+        kind, clip = ("box", clip_box) if isinstance(target, Box) else ("rotated box", _clip_rotated_box)
+        given = type(target)(*_finite_floats(target.as_tuple(), kind))
+        if given.w <= 0 or given.h <= 0:
+            raise InvalidTargetError(f"{kind} must have positive size, got w={given.w}, h={given.h}")
+        clipped = clip(given, image_shape)
         if clipped is None:
-            raise InvalidTargetError(f"box {box.as_tuple()} lies outside the {width}x{height} image")
-        _require_pixels(clipped, image_shape)
-        return clipped
-    if isinstance(target, RotatedBox):
-        rbox = RotatedBox(*_finite_floats(target.as_tuple(), "rotated box"))
-        if rbox.w <= 0 or rbox.h <= 0:
-            raise InvalidTargetError(f"rotated box must have positive size, got w={rbox.w}, h={rbox.h}")
-        clipped = _clip_rotated_box(rbox, image_shape)
-        if clipped is None:
-            raise InvalidTargetError(f"rotated box {rbox.as_tuple()} lies outside the {width}x{height} image")
+            raise InvalidTargetError(f"{kind} {given.as_tuple()} lies outside the {width}x{height} image")
         _require_pixels(clipped, image_shape)
         return clipped
     if isinstance(target, MaskTarget):

@@ -31,33 +31,39 @@ class GemSettings:
 
 
 class DiscriminativeFilter:
-    """Online-trained (D, k, k) filter; ``response`` correlates it with a (D, H, W) descriptor."""
+    """Online-trained (D, k, k) filter; ``response`` correlates it with a (D, H, W) descriptor.
+
+    Samples live in a preallocated memory: the first-frame samples in the leading slots, never replaced,
+    and the learned ones in the others, each new sample replacing the oldest.
+    """
 
     def __init__(self, settings: GemSettings) -> None:
         if settings.filter_size % 2 == 0 or settings.filter_size < 1:
             raise ValueError("filter_size must be odd and positive")
         self.settings = settings
         self.filter: torch.Tensor | None = None  # (1, D, k, k)
-        self._samples: torch.Tensor | None = None  # (N, D, H, W)
-        self._labels: torch.Tensor | None = None  # (N, 1, H, W)
-        self._weights: torch.Tensor | None = None  # (N,), sums to 1
-        self._initial = 0  # leading samples from the first frame, never replaced
+        self._samples: torch.Tensor | None = None  # (capacity, D, H, W)
+        self._labels: torch.Tensor | None = None  # (capacity, 1, H, W)
+        self._weights: torch.Tensor | None = None  # (capacity,), sums to 1, 0 in empty slots
+        self._initial = 0  # leading slots holding first-frame samples
+        self.sample_count = 0
+        self._next_slot = 0  # learned slot the next sample goes to
         self._pending = 0  # samples added since the last optimisation
-
-    @property
-    def sample_count(self) -> int:
-        return 0 if self._samples is None else int(self._samples.shape[0])
 
     def initialize(self, samples: torch.Tensor, labels: torch.Tensor) -> None:
         """Train from scratch on first-frame samples (N, D, H, W) with labels (N, H, W)."""
         n, channels = samples.shape[:2]
-        k = self.settings.filter_size
-        self._samples = samples.clone()
-        self._labels = labels[:, None].clone()
-        self._weights = torch.full((n,), 1.0 / n, device=samples.device)
-        self._initial = n
+        capacity = max(self.settings.memory, n + 1)
+        self._samples = samples.new_zeros((capacity, *samples.shape[1:]))
+        self._samples[:n] = samples
+        self._labels = labels.new_zeros((capacity, 1, *labels.shape[1:]))
+        self._labels[:n, 0] = labels
+        self._weights = samples.new_zeros(capacity)
+        self._weights[:n] = 1.0 / n
+        self._initial = self.sample_count = self._next_slot = n
         self._pending = 0
-        self.filter = torch.zeros(1, channels, k, k, device=samples.device)
+        k = self.settings.filter_size
+        self.filter = samples.new_zeros((1, channels, k, k))
         self._optimize(self.settings.init_iterations)
 
     def update(self, sample: torch.Tensor, label: torch.Tensor, hard_negative: bool = False) -> None:
@@ -65,17 +71,18 @@ class DiscriminativeFilter:
         for a hard negative."""
         s = self.settings
         rate = s.hard_negative_rate if hard_negative else s.learning_rate
-        weights = self._weights * (1.0 - rate)
-        initial = weights[: self._initial].sum()
+        slot = self._next_slot
+        learned_slots = self._samples.shape[0] - self._initial
+        self._next_slot = self._initial + (slot - self._initial + 1) % learned_slots
+        self.sample_count = min(self.sample_count + 1, self._samples.shape[0])
+        self._samples[slot] = sample
+        self._labels[slot, 0] = label
+        weights = self._weights.mul_(1.0 - rate)
+        weights[slot] = rate
+        initial = float(weights[: self._initial].sum())
         if initial < s.init_weight_floor:  # the first frame is the only sure annotation: never forget it
-            weights[: self._initial] *= s.init_weight_floor / max(float(initial), 1e-12)
-        if self.sample_count >= s.memory:  # replace the oldest learned sample
-            keep = torch.arange(self.sample_count, device=weights.device) != self._initial
-            self._samples, self._labels, weights = self._samples[keep], self._labels[keep], weights[keep]
-        self._samples = torch.cat([self._samples, sample[None]])
-        self._labels = torch.cat([self._labels, label[None, None]])
-        weights = torch.cat([weights, weights.new_tensor([rate])])
-        self._weights = weights / weights.sum()
+            weights[: self._initial] *= s.init_weight_floor / max(initial, 1e-12)
+        weights /= weights.sum()
         self._pending += 1
         if hard_negative or self._pending >= s.update_interval:
             self._optimize(s.update_iterations)
@@ -87,29 +94,27 @@ class DiscriminativeFilter:
 
     # The loss: sum_i w_i mean_cells (f * x_i - y_i)^2 + reg ||f||^2, minimised by conjugate gradient
     # on its normal equations (A f = b), warm-started from the current filter.
-    def _normal_operator(self, f: torch.Tensor) -> torch.Tensor:
-        pad = self.settings.filter_size // 2
-        scale = self._weights[:, None, None, None] / self._cells
-        residual = F.conv2d(self._samples, f, padding=pad) * scale
-        return conv2d_weight(self._samples, f.shape, residual, padding=pad) + self.settings.regularization * f
-
     def _optimize(self, iterations: int) -> None:
         self._pending = 0
         if iterations <= 0:
             return
-        pad = self.settings.filter_size // 2
-        self._cells = float(self._samples.shape[-1] * self._samples.shape[-2])
+        pad, reg = self.settings.filter_size // 2, self.settings.regularization
+        samples, labels = self._samples[: self.sample_count], self._labels[: self.sample_count]
+        scale = (self._weights[: self.sample_count] / (samples.shape[-1] * samples.shape[-2]))[:, None, None, None]
+
+        def normal_operator(v: torch.Tensor) -> torch.Tensor:
+            return conv2d_weight(samples, v.shape, F.conv2d(samples, v, padding=pad) * scale, padding=pad) + reg * v
+
         f = self.filter
         # Residual of the normal equations, b - A f, in one pass over the samples.
-        scale = self._weights[:, None, None, None] / self._cells
-        error = (self._labels - F.conv2d(self._samples, f, padding=pad)) * scale
-        r = conv2d_weight(self._samples, f.shape, error, padding=pad) - self.settings.regularization * f
+        error = (labels - F.conv2d(samples, f, padding=pad)) * scale
+        r = conv2d_weight(samples, f.shape, error, padding=pad) - reg * f
         p = r.clone()
         rs = float((r * r).sum())
         for _ in range(iterations):
             if rs < 1e-20:
                 break
-            ap = self._normal_operator(p)
+            ap = normal_operator(p)
             alpha = rs / max(float((p * ap).sum()), 1e-20)
             f = f + alpha * p
             r = r - alpha * ap

@@ -77,8 +77,8 @@ class D3S2Config:
     color_learning_rate: float = 0.05
     color_weight: float = 0.5  # weight of the colour posterior's logit against the feature logit
     grabcut_iterations: int = 3  # box initialisation proxy mask
-    grabcut_max_side: int = 360
-    small_box_side: float = 16.0  # boxes with a shorter side (pixels) are taken as the initial mask  # GrabCut runs on the box's surroundings downscaled to at most this side
+    grabcut_max_side: int = 360  # GrabCut runs on the box's surroundings downscaled to at most this side
+    small_box_side: float = 16.0  # boxes with a shorter side (pixels) are taken as the initial mask
     box_init_passes: int = 3  # segmentation passes on the first frame that refine the proxy mask
     box_init_keep: float = 0.7  # fraction of proxy cells kept as foreground (least background-like)
     refine_max_side: int = 360  # refinement window is downscaled to at most this many pixels
@@ -257,7 +257,10 @@ class D3S2Tracker(Tracker):
         (self.color.update if update else self.color.initialize)(window, fg, ~fg)
 
     def _describe(self, frame: np.ndarray, region: SearchRegion) -> torch.Tensor:
-        return self.extractor.project(self.extractor.raw(region.crop(frame)))
+        return self._describe_crop(region.crop(frame))
+
+    def _describe_crop(self, crop: np.ndarray) -> torch.Tensor:
+        return self.extractor.project(self.extractor.raw(crop))
 
     # ---------------------------------------------------------------- initialisation
     def _learn_memories(self, descriptor: torch.Tensor, coverage: torch.Tensor, fg_level: float) -> None:
@@ -347,9 +350,9 @@ class D3S2Tracker(Tracker):
         samples = [descriptor] + [self._describe(frame, r) for r in regions[1:]]
         labels = [self._label(r, grid) for r in regions]
         crop = region.crop(frame)
-        samples.append(self.extractor.project(self.extractor.raw(np.ascontiguousarray(crop[:, ::-1]))))
+        samples.append(self._describe_crop(np.ascontiguousarray(crop[:, ::-1])))
         labels.append(labels[0].flip(-1))
-        samples.append(self.extractor.project(self.extractor.raw(cv2.GaussianBlur(crop, (0, 0), 1.5))))
+        samples.append(self._describe_crop(cv2.GaussianBlur(crop, (0, 0), 1.5)))
         labels.append(labels[0])
         self.gem.initialize(torch.stack(samples), torch.stack(labels))
         self.peak_reference = max(float(self.gem.response(descriptor).max()), 1e-3)
@@ -378,8 +381,6 @@ class D3S2Tracker(Tracker):
         start = time.perf_counter()
         response = self.gem.response(descriptor)
         peak = find_peak(response)
-        size_cells = self._size_cells(region)
-        distractor = second_peak(response, (peak.x, peak.y), size_cells) > self.config.distractor_ratio * peak.value
         dcf_quality = float(np.clip(peak.value / self.peak_reference, 0.0, 1.0))
         timings["gem"] = time.perf_counter() - start
 
@@ -415,9 +416,11 @@ class D3S2Tracker(Tracker):
             timings["total"] = time.perf_counter() - start_total
             return TrackResult(np.zeros_like(mask), score, None, None, state, timings)
 
-        consistent = area > 0 and 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change
-        wbox = mask_to_box(window_mask) if area > 0 else None
-        mask_box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h) if area > 0 else None
+        consistent = 1.0 / cfg.max_area_change <= area_ratio <= cfg.max_area_change  # so the mask is not empty
+        mask_box = None
+        if area > 0:
+            wbox = mask_to_box(window_mask)
+            mask_box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h)
         if consistent:
             # The tracked box keeps the offset and size ratio it had to the mask's box on the first frame,
             # so a mask that covers part of the object (the salient part of a box) still gives its box.
@@ -449,17 +452,20 @@ class D3S2Tracker(Tracker):
         else:
             self.velocity = tuple(cfg.velocity_decay * v for v in self.velocity)
         if state is TrackState.TRACKING and score >= cfg.update_threshold and steady:
+            # A second peak close to the first is a look-alike: the GEM learns this frame as a hard negative.
+            distractor = second_peak(response, (peak.x, peak.y), self._size_cells(region)) > (
+                cfg.distractor_ratio * peak.value)
             self._update_models(frame, mask, descriptor, region, segmentation.bg_similarity, distractor)
             rate = cfg.peak_reference_rate
             self.peak_reference = (1 - rate) * self.peak_reference + rate * peak.value
-        tracked_box = Box(self.center[0] - 0.5 * self.size[0], self.center[1] - 0.5 * self.size[1], *self.size)
         # The mask's box is the object's box only if the mask covered the object on the first frame.
         if mask_box is not None and self._mask_measures_scale:
             box = mask_box
             wrot = mask_to_rotated_box(window_mask)
             rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
         else:
-            box, rotated = tracked_box, box_to_rotated_box(tracked_box)
+            box = Box(self.center[0] - 0.5 * self.size[0], self.center[1] - 0.5 * self.size[1], *self.size)
+            rotated = box_to_rotated_box(box)
         timings["update"] = time.perf_counter() - start
         timings["total"] = time.perf_counter() - start_total
         return TrackResult(mask, score, box, rotated, state, timings)
@@ -476,6 +482,5 @@ class D3S2Tracker(Tracker):
         fg_cells = self._least_background_like(coverage >= 0.9, bg_similarity, self.config.gim_update_keep)
         self.gim.update(descriptor, fg_cells, coverage <= 0.02)
         self._learn_colors(frame, mask, update=True)
-        # The GEM learns on the region the descriptor came from, with the label at the new center; a frame
-        # with a distractor peak is a hard negative, learned at once.
+        # The GEM learns on the region the descriptor came from, with the label at the new center.
         self.gem.update(descriptor, self._label(region, grid), hard_negative=distractor)
