@@ -14,10 +14,8 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Objec
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.errors import InvalidTargetError
-from segtrack_core.geometry import box_to_rotated_box, rotated_box_to_box
 from segtrack_core.image_conversion import mask_to_mono8, mono8_to_mask, to_byte_array
-from segtrack_core.prompts import points_to_mask
-from segtrack_core.types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from segtrack_core.types import Box, MaskTarget, PointsTarget, RotatedBox, Target, TrackResult, TrackState
 
 STATE_CODES = {
     TrackState.TRACKING: TrackedTarget.STATE_TRACKING,
@@ -46,7 +44,7 @@ def target_from_request(request: SetTarget.Request, frame: np.ndarray) -> Target
     if kind == SetTarget.Request.TYPE_POINTS:
         foreground = [(p.x, p.y) for p in request.foreground_points]
         background = [(p.x, p.y) for p in request.background_points]
-        return MaskTarget(points_to_mask(frame, foreground, background))
+        return PointsTarget(tuple(foreground), tuple(background))
     raise InvalidTargetError(f"unknown target type {kind}; use TYPE_BOX, TYPE_ROTATED_BOX, TYPE_MASK "
                              "or TYPE_POINTS")
 
@@ -59,18 +57,6 @@ def fill_bounding_box(msg: BoundingBox2D, cx: float, cy: float, w: float, h: flo
     msg.size_y = float(h)
 
 
-def result_boxes(result: TrackResult) -> tuple[Optional[Box], Optional[RotatedBox]]:
-    """(box, rotated box) of a result, deriving the missing one if a backend reports only one."""
-    box, rbox = result.box, result.rotated_box
-    if result.state == TrackState.LOST:
-        return None, None
-    if box is None and rbox is not None:
-        box = rotated_box_to_box(rbox)
-    if rbox is None and box is not None:
-        rbox = box_to_rotated_box(box)
-    return box, rbox
-
-
 def tracked_target(header: Header, target_id: int, result: TrackResult, tracker_ms: float) -> TrackedTarget:
     """TrackedTarget for ``result``; latency_ms is filled in right before publishing."""
     msg = TrackedTarget()
@@ -79,7 +65,7 @@ def tracked_target(header: Header, target_id: int, result: TrackResult, tracker_
     msg.state = STATE_CODES[result.state]
     msg.score = float(result.score)
     msg.tracker_ms = float(tracker_ms)
-    box, rbox = result_boxes(result)
+    box, rbox = result.box, result.rotated_box
     msg.has_box = box is not None
     if box is not None:
         fill_bounding_box(msg.box, box.x + box.w / 2.0, box.y + box.h / 2.0, box.w, box.h, 0.0)
@@ -91,7 +77,7 @@ def detections(header: Header, target_id: int, result: TrackResult) -> Detection
     """One detection (the rotated box) while the target is found, none when lost."""
     msg = Detection2DArray()
     msg.header = header
-    _, rbox = result_boxes(result)
+    rbox = result.rotated_box
     if rbox is not None:
         detection = Detection2D()
         detection.header = header

@@ -199,7 +199,7 @@ class SegtrackNode(LifecycleNode):
                                     "(ros2 lifecycle set <node> configure)")
             return TransitionCallbackReturn.FAILURE
         self._params = params
-        self._device = str(getattr(self._tracker, "device", "cpu"))
+        self._device = self._tracker.device
         self._enabled = params["enabled"]
         self._debug_enabled = params["publish_debug_image"]
         self._target_id = 0
