@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .bag import BagFrameSource, is_bag
 from .errors import SegtrackError
 from .config import describe
-from .evaluation.datasets import default_data_root, discover_sequences
+from .evaluation.datasets import LAYOUT_NAMES, default_data_root, discover_sequences
 from .evaluation.protocols import INIT_MODES
 from .evaluation.report import format_report
 from .evaluation.runner import TrackerRun, evaluate, parameter_set_name, score
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score a backend on DAVIS and VOT style sequences found under a folder")
     ev.add_argument("root", help="folder holding sequences (at any depth up to 3): DAVIS <seq>/frames + masks, "
                                  "VOT <seq>/imgs + groundtruth.txt")
-    ev.add_argument("--format", default="auto", choices=("auto", "davis", "vot"),
+    ev.add_argument("--format", default="auto", choices=("auto", *LAYOUT_NAMES),
                     help="keep only sequences of this layout (default: every layout found)")
     ev.add_argument("--init", default="box", choices=INIT_MODES,
                     help="initial target: enclosing box, mask or rotated box (default: box)")
