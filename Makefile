@@ -24,7 +24,8 @@ test: venv ros
 	$(PY) -m pytest -q test
 
 # The whole dev set (every layout under $(DATA)) from boxes, with CSRT on the same frames; then the
-# mask-annotated clips from their masks.
+# mask-annotated clips from their masks. Raw predictions are kept in each --out folder
+# (<backend>/<parameter set>/<sequence>/): `segtrack score $(OUT)/eval_box` re-scores them without tracking.
 eval: venv
 	$(VENV)/bin/segtrack eval $(DATA) --init box --baseline csrt --out $(OUT)/eval_box
 	$(VENV)/bin/segtrack eval $(DATA) --format davis --init mask --baseline csrt --out $(OUT)/eval_mask

@@ -1,4 +1,4 @@
-"""Command line: ``segtrack track | eval | bench | backends | weights``.
+"""Command line: ``segtrack track | eval | score | bench | backends | weights``.
 
 ``track`` reads a video, a folder of frames or an image topic of a rosbag2 bag (sqlite3 or MCAP).
 
@@ -21,17 +21,20 @@ import numpy as np
 from tqdm import tqdm
 
 from .bag import BagFrameSource, is_bag
-from .benchmark import format_bench, load_bench_frames, run_benchmark
 from .errors import SegtrackError
 from .config import describe
-from .evaluation import INIT_MODES, EvaluationReport, evaluate, tracker_config
+from .evaluation.datasets import LAYOUT_NAMES, default_data_root, discover_sequences
+from .evaluation.protocols import INIT_MODES
+from .evaluation.report import format_report
+from .evaluation.runner import TrackerRun, evaluate, parameter_set_name, score
+from .evaluation.speed import format_bench, load_bench_frames, run_benchmark
 from .geometry import complete_boxes, mask_to_box, target_to_mask
 from .parameter_sets import parameter_sets
 from .prompts import points_to_mask
 from .registry import available_backends, get_backend, make_tracker
 from .nets.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
 from .trackers.siammask import KNOWN_CHECKPOINTS
-from .io import DataError, FrameSource, VideoWriter, default_data_root, discover_sequences, read_mask, write_mask_png
+from .io import DataError, FrameSource, VideoWriter, read_mask, write_mask_png
 from .types import Box, MaskTarget, PointsTarget, Target, TrackResult, TrackState
 from .visualize import draw_overlay
 
@@ -78,16 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score a backend on DAVIS and VOT style sequences found under a folder")
     ev.add_argument("root", help="folder holding sequences (at any depth up to 3): DAVIS <seq>/frames + masks, "
                                  "VOT <seq>/imgs + groundtruth.txt")
-    ev.add_argument("--format", default="auto", choices=("auto", "davis", "vot"),
+    ev.add_argument("--format", default="auto", choices=("auto", *LAYOUT_NAMES),
                     help="keep only sequences of this layout (default: every layout found)")
     ev.add_argument("--init", default="box", choices=INIT_MODES,
                     help="initial target: enclosing box, mask or rotated box (default: box)")
     ev.add_argument("--baseline", help="also run this backend on the same frames and compare (e.g. csrt)")
     ev.add_argument("--sequences", help="comma-separated sequence names or folders relative to ROOT, "
                                         "e.g. davis2016,boxes/boat1 (default: all)")
-    ev.add_argument("--out", help="folder for results.json, sequences.csv and frames.csv")
+    ev.add_argument("--out", help="folder for results.json, sequences.csv and frames.csv, and for the raw "
+                                  "predictions (<backend>/<parameter set>/<sequence>/) that `segtrack score` "
+                                  "re-scores (default: predictions in a temporary folder, nothing saved)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_backend_options(ev)
+
+    sc = sub.add_parser("score", help="re-score the predictions an `eval --out DIR` saved, without tracking")
+    sc.add_argument("predictions", help="the folder given to `segtrack eval --out`")
+    sc.add_argument("root", nargs="?", help="data folder with the ground truth (default: the one the run used)")
+    sc.add_argument("--out", help="folder for results.json, sequences.csv and frames.csv (default: PREDICTIONS)")
 
     bench = sub.add_parser("bench", help="per-frame latency and fps at a given resolution")
     bench.add_argument("--width", type=int, default=854)
@@ -109,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="segtrack: warning: %(message)s")
-    command = {"track": cmd_track, "eval": cmd_eval, "bench": cmd_bench, "backends": cmd_backends,
+    command = {"track": cmd_track, "eval": cmd_eval, "score": cmd_score, "bench": cmd_bench, "backends": cmd_backends,
                "weights": cmd_weights}[args.command]
     try:
         return command(args)
@@ -257,52 +267,27 @@ def _write_stamps(source: BagFrameSource, folder: Path) -> Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
     sequences = discover_sequences(Path(args.root), names, args.format)
-    trackers = {args.backend: _main_tracker(args)}
-    configs = {args.backend: tracker_config(trackers[args.backend])}
+    runs = [TrackerRun(args.backend, _main_tracker(args), parameter_set_name(args.backend, args.config))]
     if args.baseline and args.baseline != args.backend:
-        trackers[args.baseline] = make_tracker(args.baseline, None, args.device)
-        configs[args.baseline] = tracker_config(trackers[args.baseline])
+        runs.append(TrackerRun(args.baseline, make_tracker(args.baseline, None, args.device)))
     total = sum(len(s) - 1 for s in sequences)
     with tqdm(total=total, unit="frame", disable=True if args.no_progress else None, file=sys.stderr) as bar:
-        report = evaluate(sequences, trackers, args.init, str(args.root), configs, on_frame=lambda: bar.update(1))
+        report = evaluate(sequences, runs, args.init, args.out, str(args.root), on_frame=lambda: bar.update(1))
     print(format_report(report))
     if args.out:
         paths = report.save(args.out)
-        print("saved " + ", ".join(str(p) for p in paths))
+        print("saved " + ", ".join(str(p) for p in paths) + f", predictions in {args.out}/<backend>/")
     return 0
 
 
-# Per protocol: the headline measure, a second measure, and whether the off-target share applies.
-_COLUMNS = {"davis": ("J", "F", False), "vot": ("IoU", "AUC", True)}
+# --- score ------------------------------------------------------------------------------------------
 
-
-def format_report(report: EvaluationReport) -> str:
-    """One table: a row per sequence and a mean per protocol, a column group per backend, and the
-    difference of the headline measure (first backend minus second) when there are two."""
-    names = [r.backend for r in report.results]
-    compare = len(names) == 2
-    header = f"{'sequence':<24}{'metric':>7}" + "".join(f"{n[:9]:>10}" for n in names)
-    header += f"{'diff':>8}" if compare else ""
-    header += f"{'2nd':>5}" + "".join(f"{n[:9]:>10}" for n in names)
-    header += "".join(f"{'off% ' + n[:4]:>10}" for n in names) + "".join(f"{'fps ' + n[:5]:>10}" for n in names)
-    lines = [f"init {report.init}; off% = frames with box IoU < 0.1; diff = {names[0]} - {names[1]}"
-             if compare else f"init {report.init}; off% = frames with box IoU < 0.1", header]
-
-    def row(label: str, protocol: str, summaries: List[dict]) -> str:
-        main, second, has_off = _COLUMNS[protocol]
-        text = f"{label[:24]:<24}{main:>7}" + "".join(f"{s[main]:>10.3f}" for s in summaries)
-        text += f"{summaries[0][main] - summaries[1][main]:>+8.3f}" if compare else ""
-        text += f"{second:>5}" + "".join(f"{s[second]:>10.3f}" for s in summaries)
-        text += "".join(f"{100 * s['off_target']:>10.1f}" if has_off else f"{'-':>10}" for s in summaries)
-        return text + "".join(f"{s['fps']:>10.1f}" for s in summaries)
-
-    for protocol in report.protocols:
-        per_backend = [[s for s in r.sequences if s.protocol == protocol] for r in report.results]
-        for index, sequence in enumerate(per_backend[0]):
-            lines.append(row(sequence.sequence, protocol, [seqs[index].summary() for seqs in per_backend]))
-        count = len(per_backend[0])
-        lines.append(row(f"mean ({count} {protocol})", protocol, [r.summary()[protocol] for r in report.results]))
-    return "\n".join(lines)
+def cmd_score(args: argparse.Namespace) -> int:
+    report = score(args.predictions, args.root)
+    print(format_report(report))
+    paths = report.save(args.out or args.predictions)
+    print("saved " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 # --- bench ------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Frame sources (video file or folder of images), dataset loaders (DAVIS, VOT) and result writers.
+"""Frame sources (video file or folder of images), mask reading and result writers (annotated datasets:
+``segtrack_core.evaluation.datasets``).
 
 Frames are uint8 HxWx3 BGR. Unreadable frames are reported (logged and listed in ``skipped``) and
 skipped, so one corrupt JPEG does not end a run.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -144,173 +145,6 @@ class FrameSource:
                 self._skip(index, f"video ended after {index} of {self._video_frames} frames")
         finally:
             capture.release()
-
-
-# --- datasets ---------------------------------------------------------------------------------------
-
-@dataclass
-class DavisSequence:
-    """DAVIS layout: ROOT/<name>/frames/*.jpg and masks/*.png (same stems, 0/255)."""
-
-    name: str
-    frame_paths: List[Path]
-    mask_paths: List[Path]
-
-    def __len__(self) -> int:
-        return len(self.frame_paths)
-
-    def gt_mask(self, index: int) -> np.ndarray:
-        return read_mask(self.mask_paths[index])
-
-
-@dataclass
-class VotSequence:
-    """VOT layout: ROOT/<name>/imgs/*.jpg (or color/) and groundtruth.txt, one region per frame.
-
-    ``polygons`` is Nx8 (x1,y1,...,x4,y4); a 4-value x,y,w,h line becomes its box's corners; a frame
-    without a valid region (NaN values) has a NaN row and is not scored.
-    """
-
-    name: str
-    frame_paths: List[Path]
-    polygons: np.ndarray = field(repr=False)
-
-    def __len__(self) -> int:
-        return len(self.frame_paths)
-
-
-def _sequence_dirs(root: Path, names: Optional[Sequence[str]]) -> List[Path]:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset folder not found: {root}")
-    if names:
-        dirs = [root / n for n in names]
-        missing = [d.name for d in dirs if not d.is_dir()]
-        if missing:
-            raise DataError(f"sequence(s) not found in {root}: {', '.join(missing)}")
-        return dirs
-    return sorted(d for d in root.iterdir() if d.is_dir())
-
-
-def load_davis(root: str | os.PathLike, names: Optional[Sequence[str]] = None) -> List[DavisSequence]:
-    """DAVIS sequences under ``root`` (all, or those in ``names``), frames matched to masks by stem."""
-    sequences = []
-    for seq_dir in _sequence_dirs(Path(root), names):
-        frames_dir, masks_dir = seq_dir / "frames", seq_dir / "masks"
-        if not frames_dir.is_dir() or not masks_dir.is_dir():
-            if names:
-                raise DataError(f"{seq_dir} is not a DAVIS sequence (needs frames/ and masks/)")
-            continue
-        frames = list_images(frames_dir)
-        masks_by_stem = {p.stem: p for p in list_images(masks_dir)}
-        missing = [f.name for f in frames if f.stem not in masks_by_stem]
-        if not frames or missing:
-            raise DataError(f"{seq_dir}: {len(frames)} frames, masks missing for {missing[:5]}")
-        sequences.append(DavisSequence(seq_dir.name, frames, [masks_by_stem[f.stem] for f in frames]))
-    if not sequences:
-        raise DataError(f"no DAVIS sequences (<seq>/frames, <seq>/masks) in {root}")
-    return sequences
-
-
-def parse_vot_groundtruth(text: str) -> np.ndarray:
-    """Nx8 float array of polygons from groundtruth.txt text (8-value polygons or 4-value boxes)."""
-    rows = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            values = [float(v) for v in line.replace("\t", ",").replace(" ", ",").split(",") if v]
-        except ValueError:
-            raise DataError(f"groundtruth line {line_no}: not numbers: {line!r}") from None
-        if len(values) == 4:
-            x, y, w, h = values
-            values = [x, y, x + w, y, x + w, y + h, x, y + h]
-        elif len(values) != 8:
-            raise DataError(f"groundtruth line {line_no}: expected 4 or 8 values, got {len(values)}")
-        rows.append(values)
-    return np.array(rows, dtype=np.float64).reshape(-1, 8)
-
-
-def load_vot(root: str | os.PathLike, names: Optional[Sequence[str]] = None) -> List[VotSequence]:
-    """VOT sequences under ``root`` (all, or those in ``names``)."""
-    sequences = []
-    for seq_dir in _sequence_dirs(Path(root), names):
-        gt_file = seq_dir / "groundtruth.txt"
-        image_dir = next((seq_dir / d for d in ("imgs", "color") if (seq_dir / d).is_dir()), seq_dir)
-        frames = list_images(image_dir)
-        if not gt_file.is_file() or not frames:
-            if names:
-                raise DataError(f"{seq_dir} is not a VOT sequence (needs imgs/ and groundtruth.txt)")
-            continue
-        polygons = parse_vot_groundtruth(gt_file.read_text())
-        if len(polygons) != len(frames):
-            raise DataError(f"{seq_dir}: {len(frames)} frames but {len(polygons)} groundtruth lines")
-        sequences.append(VotSequence(seq_dir.name, frames, polygons))
-    if not sequences:
-        raise DataError(f"no VOT sequences (<seq>/imgs, <seq>/groundtruth.txt) in {root}")
-    return sequences
-
-
-def _is_davis_dir(path: Path) -> bool:
-    return (path / "frames").is_dir() and (path / "masks").is_dir()
-
-
-def _is_vot_dir(path: Path) -> bool:
-    return (path / "groundtruth.txt").is_file() and any((path / d).is_dir() for d in ("imgs", "color"))
-
-
-def discover_sequences(root: str | os.PathLike, names: Optional[Sequence[str]] = None, layout: str = "auto",
-                       max_depth: int = 3) -> List[DavisSequence | VotSequence]:
-    """Every sequence below ``root`` whatever its layout, named by its path relative to ``root``.
-
-    A folder with frames/ and masks/ is a DAVIS sequence (masks win over a groundtruth.txt beside
-    them); one with groundtruth.txt and imgs/ (or color/) a VOT sequence. ``layout`` = davis or vot
-    keeps one kind. ``names`` keeps the sequences whose relative name equals, or starts with the folder
-    path of, one of them (``boxes`` keeps every boxes/* sequence).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset folder not found: {root}")
-    if layout not in ("auto", "davis", "vot"):
-        raise DataError(f"layout must be auto, davis or vot, got {layout!r}")
-    found: List[tuple[str, Path, str]] = []
-
-    def visit(folder: Path, depth: int) -> None:
-        kind = "davis" if _is_davis_dir(folder) else "vot" if _is_vot_dir(folder) else None
-        if kind is not None:
-            if layout in ("auto", kind):
-                found.append((folder.relative_to(root).as_posix() if folder != root else folder.name, folder, kind))
-            return
-        if depth < max_depth:
-            for child in sorted(d for d in folder.iterdir() if d.is_dir()):
-                visit(child, depth + 1)
-
-    visit(root, 0)
-    if names:
-        wanted = [n.strip("/") for n in names]
-        unmatched = [w for w in wanted if not any(name == w or name.startswith(w + "/") for name, _, _ in found)]
-        if unmatched:
-            raise DataError(f"sequence(s) not found in {root}: {', '.join(unmatched)}")
-        found = [f for f in found if any(f[0] == w or f[0].startswith(w + "/") for w in wanted)]
-    if not found:
-        raise DataError(f"no sequences (<seq>/frames + <seq>/masks, or <seq>/imgs + <seq>/groundtruth.txt) "
-                        f"in {root}")
-    sequences: List[DavisSequence | VotSequence] = []
-    for name, folder, kind in found:
-        loader = load_davis if kind == "davis" else load_vot
-        (sequence,) = loader(folder.parent, [folder.name])
-        sequence.name = name
-        sequences.append(sequence)
-    return sequences
-
-
-def default_data_root() -> Path:
-    """$SEGTRACK_DATA, else the shared data folder beside the repository (<repo>/../shared/data)."""
-    env = os.environ.get("SEGTRACK_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 # --- writers ----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from segtrack_core.geometry import mask_to_box
-from segtrack_core.io import default_data_root
+from segtrack_core.evaluation.datasets import default_data_root
 
 
 DEFAULT_SEQUENCE = default_data_root() / "davis2016" / "car-shadow"

@@ -28,7 +28,7 @@ import numpy as np
 from segtrack_core.bag import Bag, BagTopic
 from segtrack_core.errors import SegtrackError
 from segtrack_core.geometry import mask_to_box
-from segtrack_core.io import default_data_root
+from segtrack_core.evaluation.datasets import default_data_root
 from segtrack_core.metrics import region_similarity
 from segtrack_core.types import Box, RotatedBox, TrackResult, TrackState
 from segtrack_core.visualize import draw_overlay

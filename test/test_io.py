@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from segtrack_core.io import (DataError, FrameSource, VideoWriter, load_davis, load_vot, parse_vot_groundtruth,
-                              read_mask, write_mask_png)
+from segtrack_core.evaluation.datasets import load_davis, load_vot, parse_vot_groundtruth
+from segtrack_core.io import DataError, FrameSource, VideoWriter, read_mask, write_mask_png
 
 
 def test_folder_with_corrupt_frames_reports_and_skips_them(data_root, tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import segtrack_core as st
-from segtrack_core.evaluation import evaluate_sequence
-from segtrack_core.io import VotSequence, discover_sequences
+from segtrack_core.evaluation.datasets import VotSequence, discover_sequences
+from segtrack_core.evaluation.runner import evaluate_sequence
 from segtrack_core.metrics import box_iou
 
 
@@ -34,7 +34,7 @@ def test_box_sequence_excerpt_above_floor(tracker, data_root, name, first, count
     (full,) = discover_sequences(data_root, [name])
     excerpt = VotSequence(name, full.frame_paths[first:first + count], full.polygons[first:first + count])
     result = evaluate_sequence(excerpt, {"d3s2": tracker}, init="box")["d3s2"]
-    ious = np.array([r.iou for r in result.frames])
+    ious = np.array([r.measures["iou"] for r in result.frames])
     assert ious.mean() >= floor, np.round(ious, 2)
     assert (ious < 0.1).sum() <= max_off, np.round(ious, 2)
     assert ious[-10:].mean() >= floor, np.round(ious, 2)  # on target at the end

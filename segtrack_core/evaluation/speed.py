@@ -1,4 +1,4 @@
-"""Per-frame latency of a tracker on a real sequence resized to a given resolution.
+"""Per-frame latency (`segtrack bench`) of a tracker on a real sequence resized to a given resolution.
 
 End to end is the wall time around ``track()``; stages come from ``TrackResult.timings``. Warm-up
 frames are excluded. Frames are decoded and resized before timing starts, and played forwards then
@@ -15,10 +15,11 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .geometry import mask_to_box
-from .io import DataError, load_davis
-from .trackers.base import Tracker
-from .types import Box
+from ..geometry import mask_to_box
+from ..io import DataError
+from ..trackers.base import Tracker
+from ..types import Box
+from .datasets import load_davis
 
 
 @dataclass
