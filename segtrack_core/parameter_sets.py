@@ -16,6 +16,7 @@ from typing import Union
 from .errors import ConfigError
 
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[1]
+DEFAULT_SET = "default"  # every backend has it: its config's defaults, or config/<backend>/default.yaml
 
 
 def search_path() -> list[Path]:
@@ -47,3 +48,7 @@ def parameter_sets(backend: str) -> list[str]:
     """Names of the parameter sets of ``backend`` found on the search path."""
     names = {p.stem for folder in search_path() for p in (folder / backend).glob("*.yaml")}
     return sorted(names)
+
+
+def has_parameter_set(backend: str, name: str) -> bool:
+    return name in parameter_sets(backend)

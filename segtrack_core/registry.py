@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Type, Union
 
 from .config import from_dict, load_yaml, with_overrides
 from .errors import ConfigError, UnknownBackendError
-from .parameter_sets import find_parameter_set
+from .parameter_sets import DEFAULT_SET, find_parameter_set, has_parameter_set
 from .trackers.base import Tracker
 from .trackers.csrt import CsrtConfig, CsrtTracker
 from .trackers.d3s2 import D3S2Config, D3S2Tracker
@@ -63,11 +63,12 @@ ConfigSource = Union[None, Mapping[str, Any], str, Path, Any]
 
 
 def make_config(name: str, source: ConfigSource = None, **overrides: Any) -> Any:
-    """Typed config of backend ``name``: its defaults (None), a mapping, a dataclass, a YAML path or the
-    name of one of its parameter sets (``default``, ``cuda_fp16``, or ``d3s2/cuda_fp16``), then
+    """Typed config of backend ``name``: its defaults (None, or ``default`` when it has no such file), a
+    mapping, a dataclass, a YAML path or the name of one of its parameter sets (``cuda_fp16``, or
+    ``d3s2/cuda_fp16``), then
     ``overrides`` (keyword or dotted names of nested settings, e.g. ``{"runtime.device": "cpu"}``)."""
     backend = get_backend(name)
-    if source is None:
+    if source is None or (source == DEFAULT_SET and not has_parameter_set(name, DEFAULT_SET)):
         config = backend.config_cls()
     elif isinstance(source, (str, Path)):
         config = load_yaml(backend.config_cls, find_parameter_set(name, source))
