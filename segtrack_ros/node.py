@@ -621,7 +621,7 @@ def main(args: Optional[list[str]] = None) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SegtrackNode()
     # One thread: rclpy's MultiThreadedExecutor delays image callbacks by up to a second now and then
-    # (measured with segtrack_ros.bench); tracking runs on the worker thread and service calls are
+    # (measured with `make ros-bench`); tracking runs on the worker thread and service calls are
     # coroutines, so a single executor thread is never blocked.
     executor = SingleThreadedExecutor()
     executor.add_node(node)

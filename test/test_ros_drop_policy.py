@@ -21,7 +21,7 @@ CAMERA_FPS = 60.0  # well above what any backend sustains on CPU, so frames must
 def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_frames):
     from segtrack_core import available_backends
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import (NodeProcess, TrackerClient, configure_this_process, diagnostic_value,
+    from ros_harness.client import (NodeProcess, TrackerClient, configure_this_process, diagnostic_value,
                                      stamp_ns)
 
     backend = "d3s2" if "d3s2" in available_backends() else "csrt"

@@ -1,7 +1,7 @@
 """The segtrack node in its own process, driven over ROS: outputs, services, bad input (backend csrt).
 
 The node runs in a child process with a private domain id on localhost; this process talks to it through
-segtrack_ros.client (its own rclpy context). Frames are real DAVIS frames at half size to keep CSRT fast.
+ros_harness.client (its own rclpy context). Frames are real DAVIS frames at half size to keep CSRT fast.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def sequence(load_resized_frames):
 
 @pytest.fixture(scope="module")
 def node_and_client():
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process
 
     configure_this_process(DOMAIN_ID)
     node = NodeProcess(DOMAIN_ID, {"backend": "csrt", "frame_buffer_size": 8, "frame_buffer_max_mb": 2})
@@ -73,7 +73,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, sequence):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import mask_from_message, stamp_ns
+    from ros_harness.client import mask_from_message, stamp_ns
 
     frames, masks = sequence
     response = client.start_tracking(frames[0], box_of(masks[0]))
@@ -107,7 +107,7 @@ def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, 
 def test_rotated_box_covers_the_mask(client, sequence):
     from segtrack_core.geometry import fill_polygon, rotated_box_corners
     from segtrack_core.types import RotatedBox
-    from segtrack_ros.client import mask_from_message
+    from ros_harness.client import mask_from_message
 
     frames, masks = sequence
     # A rotated box target: the reported rotated box must still enclose the reported mask.
@@ -150,7 +150,7 @@ def test_every_target_kind_initialises_and_target_id_counts_up(client, sequence)
 
 
 def test_set_target_on_a_buffered_stamp(client, sequence):
-    from segtrack_ros.client import stamp_ns
+    from ros_harness.client import stamp_ns
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
@@ -170,7 +170,7 @@ def test_set_target_on_a_buffered_stamp(client, sequence):
 def _assert_only_outputs_for(client, outputs):
     """Outputs resumed, and nothing for the suppressed frames arrived late (so the wait above was not
     merely too short for a slow node)."""
-    from segtrack_ros.client import stamp_ns
+    from ros_harness.client import stamp_ns
 
     assert outputs is not None
     resumed = stamp_ns(outputs[0].header.stamp)
@@ -205,7 +205,7 @@ def test_disabled_node_publishes_nothing_then_resumes(client, sequence):
 
 
 def test_debug_image_is_an_overlay_of_the_frame(client, sequence):
-    from segtrack_ros.client import stamp_ns
+    from ros_harness.client import stamp_ns
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
@@ -221,7 +221,7 @@ def test_debug_image_is_an_overlay_of_the_frame(client, sequence):
 
 def test_bad_images_are_dropped_and_tracking_goes_on(client, sequence):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import diagnostic_value
+    from ros_harness.client import diagnostic_value
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
@@ -296,7 +296,7 @@ def test_set_target_without_stamp_skips_an_undecodable_newest_frame(client, sequ
 
 
 def test_a_target_set_on_a_future_stamped_frame_does_not_stop_tracking(node_and_client, client, sequence):
-    from segtrack_ros.client import diagnostic_value
+    from ros_harness.client import diagnostic_value
 
     node, _ = node_and_client
     frames, masks = sequence
@@ -350,7 +350,7 @@ def test_fifty_concurrent_service_calls_are_all_answered(client, sequence):
 
 
 def test_frame_buffer_is_bounded_by_bytes_and_memory_is_reported(node_and_client, client, sequence):
-    from segtrack_ros.client import diagnostic_value
+    from ros_harness.client import diagnostic_value
 
     node, _ = node_and_client
     frames, masks = sequence
@@ -376,7 +376,7 @@ def test_frame_buffer_is_bounded_by_bytes_and_memory_is_reported(node_and_client
 
 
 def stamp_of(outputs) -> int:
-    from segtrack_ros.client import stamp_ns
+    from ros_harness.client import stamp_ns
 
     assert outputs is not None
     return stamp_ns(outputs[0].header.stamp)

@@ -22,7 +22,7 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from segtrack.msg import TrackedTarget
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import (DEFAULT_PARAMS_FILE, NodeProcess, TrackerClient, configure_this_process,
+    from ros_harness.client import (DEFAULT_PARAMS_FILE, NodeProcess, TrackerClient, configure_this_process,
                                      mask_from_message)
 
     frames, masks = load_davis_frames("car-shadow", 4)
@@ -91,7 +91,7 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
 
 
 def test_bad_start_values_fail_configure_with_the_reason():
-    from segtrack_ros.client import NodeProcess
+    from ros_harness.client import NodeProcess
 
     with NodeProcess(DOMAIN_ID, {"backend": "csrt", "qos.depth": 0, "service_queue_depth": 0}) as node:
         deadline = time.monotonic() + 30

@@ -88,7 +88,7 @@ def test_bad_bags_and_options_give_one_error_line_and_exit_2(capsys, car_bag, ar
 def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage, compressed):
     from segtrack.msg import TrackedTarget
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import (NodeProcess, TrackerClient, configure_this_process, isolated_ros_env,
+    from ros_harness.client import (NodeProcess, TrackerClient, configure_this_process, isolated_ros_env,
                                      mask_from_message, stamp_ns as msg_stamp)
 
     frames, masks = car
@@ -136,7 +136,7 @@ def test_the_demo_replays_a_bag(car, tmp_path, capsys):
     import json
 
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.demo import main as demo_main
+    from ros_harness.demo import main as demo_main
 
     frames, masks = car
     bag = write_image_bag(tmp_path / "bag", "mcap", frames, compressed=True)

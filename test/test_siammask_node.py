@@ -39,7 +39,7 @@ def test_node_weights_parameter_reaches_the_siammask_config(checkpoint):
 @needs_ros_here
 def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, mask_from_message
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process, mask_from_message
 
     frames = load_davis_frames("car-shadow", 4)[0]
     reference = tracker_reference()["target_mask"] > 0
@@ -61,7 +61,7 @@ def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
 
 @needs_ros_here
 def test_node_without_weights_fails_configure_with_the_download_hint():
-    from segtrack_ros.client import NodeProcess
+    from ros_harness.client import NodeProcess
 
     with NodeProcess(DOMAIN_ID, {"backend": "siammask", "device": "cpu"}) as node:
         deadline = time.monotonic() + 60

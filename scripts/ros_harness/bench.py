@@ -1,6 +1,6 @@
 """Overhead of the segtrack node itself: latency minus the time spent inside the tracker.
 
-python -m segtrack_ros.bench [--resolutions 640x480,1920x1080] [--frames 150] [--backend csrt]
+PYTHONPATH=scripts python -m ros_harness.bench [--resolutions 640x480,1920x1080] [--frames 150] [--backend csrt]
 
 For each resolution a node process (shipped DDS profile, SHM transport) is fed real DAVIS frames scaled to
 that size, one at a time (the next frame goes out once the previous result arrived, so no frame waits in

@@ -36,10 +36,11 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.image_conversion import to_byte_array
 
-from .env import REPO_ROOT, config_dir, ros_environment
-from .messages import stamp_to_ns as stamp_ns
+from segtrack_ros.messages import stamp_to_ns as stamp_ns
 
-DEFAULT_PARAMS_FILE = config_dir() / "tracker.yaml"
+from .env import CONFIG_DIR, REPO_ROOT, ros_environment
+
+DEFAULT_PARAMS_FILE = CONFIG_DIR / "tracker.yaml"
 
 
 def isolated_ros_env(domain_id: int, home: Optional[str] = None) -> dict[str, str]:
@@ -62,7 +63,8 @@ def configure_this_process(domain_id: int, home: Optional[str] = None) -> None:
 
 
 class NodeProcess:
-    """The segtrack node in its own process (``python -m segtrack_ros.node``), always stopped on exit."""
+    """The checkout's segtrack node in its own process (``python -m segtrack_ros.node``), always stopped on
+    exit."""
 
     def __init__(self, domain_id: int, parameters: Optional[dict[str, Any]] = None,
                  params_file: Optional[Path] = DEFAULT_PARAMS_FILE, namespace: str = "",

@@ -1,7 +1,7 @@
 """End-to-end ROS demo: a real video (or a recorded bag) played as a camera topic into the segtrack node.
 
-python -m segtrack_ros.demo [--frames DIR | --video FILE | --bag BAG [--topic T]] [--box x,y,w,h] [--fps 24]
-                            [--out out/ros_demo]
+PYTHONPATH=scripts python -m ros_harness.demo [--frames DIR | --video FILE | --bag BAG [--topic T]]
+                                              [--box x,y,w,h] [--fps 24] [--out out/ros_demo]
 
 Starts the node as its own process, publishes the frames at the camera rate, sets the target through
 ~/set_target (box around the first ground-truth mask, or --box), records what the node publishes and
@@ -118,7 +118,7 @@ def percentile(values: list[float], q: float) -> Optional[float]:
 
 def run(args: argparse.Namespace) -> dict:
     from .client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value, stamp_ns
-    from .replay import play
+    from segtrack_ros.replay import play
 
     with contextlib.ExitStack() as stack:
         bag = stack.enter_context(Bag(args.bag)) if args.bag else None
