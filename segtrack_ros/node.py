@@ -144,7 +144,7 @@ class SegtrackNode(LifecycleNode):
                                       enabled=params["enabled"])
         self._debug_enabled = params["publish_debug_image"]
 
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.depth"],
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.output_depth"],
                              reliability=ReliabilityPolicy.RELIABLE)
         self._target_pub = self.create_lifecycle_publisher(TrackedTarget, "~/target", out_qos)
         self._mask_pub = self.create_lifecycle_publisher(Image, "~/mask", out_qos)
