@@ -11,8 +11,9 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/segtrack"]),
         ("share/segtrack", ["package.xml"]),
         ("share/segtrack/launch", ["launch/tracker.launch.py"]),
-        ("share/segtrack/config", ["config/tracker.yaml", "config/fastdds_shm.xml", "config/d3s2_cuda.yaml",
-                                    "config/siammask_davis.yaml", "config/siammask_vot.yaml"]),
+        ("share/segtrack/config", ["config/tracker.yaml", "config/fastdds_shm.xml"]),
+        ("share/segtrack/config/d3s2", ["config/d3s2/default.yaml", "config/d3s2/cuda_fp16.yaml"]),
+        ("share/segtrack/config/siammask", ["config/siammask/davis.yaml", "config/siammask/vot.yaml"]),
     ],
     # Runtime needs are pinned in requirements.txt (torch must be exactly the local 2.13.0 CPU wheel).
     install_requires=[],

@@ -14,6 +14,9 @@ rm -rf "$share/launch" "$share/config"  # earlier versions linked these to the s
 mkdir -p "$share/launch" "$share/config" "$PREFIX/lib/segtrack" "$PREFIX/share/ament_index/resource_index/packages"
 install -m 644 launch/*.launch.py "$share/launch/"
 install -m 644 config/*.yaml config/*.xml "$share/config/"
+for sets in config/*/; do  # named parameter sets, config/<backend>/<set>.yaml
+  mkdir -p "$share/$sets" && install -m 644 "$sets"*.yaml "$share/$sets"
+done
 install -m 644 package.xml "$share/package.xml"
 touch "$PREFIX/share/ament_index/resource_index/packages/segtrack"
 node="$PREFIX/lib/segtrack/segtrack_node"

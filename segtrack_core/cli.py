@@ -9,7 +9,6 @@ exits with status 2; ``--traceback`` shows the full trace instead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import math
 import sys
@@ -23,16 +22,17 @@ from tqdm import tqdm
 
 from .bag import BagFrameSource, is_bag
 from .benchmark import format_bench, load_bench_frames, run_benchmark
-from .device import resolve_device
 from .errors import SegtrackError
-from .registry import available_backends, get_backend, make_config
-from .evaluation import (INIT_MODES, EvaluationReport, backend_has_setting, evaluate, make_tracker,
-                         tracker_config)
-from .geometry import mask_to_box, rotated_box_to_box, target_to_mask
+from .config import describe
+from .evaluation import INIT_MODES, EvaluationReport, evaluate, tracker_config
+from .geometry import complete_boxes, mask_to_box, target_to_mask
+from .parameter_sets import parameter_sets
+from .prompts import points_to_mask
+from .registry import available_backends, get_backend, make_tracker
 from .models.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
 from .trackers.siammask import KNOWN_CHECKPOINTS
 from .io import DataError, FrameSource, VideoWriter, default_data_root, discover_sequences, read_mask, write_mask_png
-from .types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from .types import Box, MaskTarget, PointsTarget, Target, TrackResult, TrackState
 from .visualize import draw_overlay
 
 EXIT_USAGE = 2
@@ -45,7 +45,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="d3s2", help="tracker backend (default: d3s2)")
-    parser.add_argument("--config", help="YAML config of the backend (default: its defaults)")
+    parser.add_argument("--config", help="parameter set of the backend: a name (e.g. cuda_fp16 or d3s2/cuda_fp16; "
+                                         "see `segtrack backends`) or a YAML file (default: its defaults)")
     parser.add_argument("--device", help="auto|cpu|cuda|cuda:N for backends that run on a device "
                                          "(default: the config's)")
     parser.add_argument("--weights", help="model weights file for backends that take one (siammask: "
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--box", help="initial box x,y,w,h in pixels")
     init.add_argument("--mask", help="initial mask image (nonzero = target), the size of the frames")
     init.add_argument("--box-from-mask", help="initialise from the box enclosing this mask image")
+    init.add_argument("--points", nargs="+", metavar="X,Y", help="initialise from clicks on the object")
+    track.add_argument("--background-points", nargs="+", metavar="X,Y", default=(),
+                       help="clicks off the object (with --points)")
     track.add_argument("--out", help="overlay video to write (mp4)")
     track.add_argument("--save-masks", help="folder for per-frame mask PNGs (0/255)")
     track.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -132,20 +136,27 @@ def _main_tracker(args: argparse.Namespace):
 
 # --- track ------------------------------------------------------------------------------------------
 
-def parse_box(text: str) -> Box:
-    parts = text.split(",")
+def _numbers(text: str, count: int, option: str, form: str) -> list[float]:
     try:
-        values = [float(p) for p in parts]
+        values = [float(p) for p in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise DataError(f"--box must be four numbers x,y,w,h, got {text!r}")
-    return Box(*values)
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise DataError(f"{option} must be {count} numbers {form}, got {text!r}")
+    return values
+
+
+def parse_box(text: str) -> Box:
+    return Box(*_numbers(text, 4, "--box", "x,y,w,h"))
 
 
 def _initial_target(args: argparse.Namespace) -> Target:
     if args.box is not None:
         return parse_box(args.box)
+    if args.points is not None:
+        return PointsTarget(tuple(tuple(_numbers(t, 2, "--points", "x,y")) for t in args.points),
+                            tuple(tuple(_numbers(t, 2, "--background-points", "x,y"))
+                                  for t in args.background_points))
     if args.mask is not None:
         return MaskTarget(read_mask(Path(args.mask)))
     box = mask_to_box(read_mask(Path(args.box_from_mask)))
@@ -154,13 +165,16 @@ def _initial_target(args: argparse.Namespace) -> Target:
     return box
 
 
-def _init_result(target: Target, shape: tuple[int, int]) -> TrackResult:
-    """What to draw and save for the initialisation frame: the given target itself."""
-    mask = target_to_mask(target, shape)
-    box = mask_to_box(mask) if isinstance(target, MaskTarget) else (
-        rotated_box_to_box(target) if isinstance(target, RotatedBox) else target)
-    rotated = target if isinstance(target, RotatedBox) else None
-    return TrackResult(mask, 1.0, box, rotated, TrackState.TRACKING)
+def _init_result(target: Target, frame: np.ndarray) -> TrackResult:
+    """What to draw and save for the initialisation frame: the given target itself (points as the mask
+    they prompt)."""
+    if isinstance(target, PointsTarget):
+        mask = points_to_mask(frame, target)
+    else:
+        mask = target_to_mask(target, frame.shape[:2])
+    box = target if isinstance(target, Box) else None
+    rotated = None if isinstance(target, (Box, MaskTarget, PointsTarget)) else target
+    return complete_boxes(TrackResult(mask, 1.0, box, rotated, TrackState.TRACKING))
 
 
 def _frame_source(args: argparse.Namespace) -> FrameSource | BagFrameSource:
@@ -186,7 +200,7 @@ def cmd_track(args: argparse.Namespace) -> int:
             bar.update(1)
             if not tracker.initialized:
                 tracker.initialize(frame, target)
-                result = _init_result(target, frame.shape[:2])
+                result = _init_result(target, frame)
                 label = f"{args.backend} #{index} init"
             else:
                 start = time.perf_counter()
@@ -244,10 +258,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
     sequences = discover_sequences(Path(args.root), names, args.format)
     trackers = {args.backend: _main_tracker(args)}
-    configs = {args.backend: tracker_config(args.backend, args.config, trackers[args.backend])}
+    configs = {args.backend: tracker_config(trackers[args.backend])}
     if args.baseline and args.baseline != args.backend:
         trackers[args.baseline] = make_tracker(args.baseline, None, args.device)
-        configs[args.baseline] = tracker_config(args.baseline, None, trackers[args.baseline])
+        configs[args.baseline] = tracker_config(trackers[args.baseline])
     total = sum(len(s) - 1 for s in sequences)
     with tqdm(total=total, unit="frame", disable=True if args.no_progress else None, file=sys.stderr) as bar:
         report = evaluate(sequences, trackers, args.init, str(args.root), configs, on_frame=lambda: bar.update(1))
@@ -293,11 +307,6 @@ def format_report(report: EvaluationReport) -> str:
 
 # --- bench ------------------------------------------------------------------------------------------
 
-def _device_label(tracker: object) -> str:
-    device = getattr(getattr(tracker, "config", None), "device", None)
-    return str(resolve_device(device)) if isinstance(device, str) else "cpu"
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     sequence = Path(args.sequence) if args.sequence else default_data_root() / "davis2016" / "car-shadow"
     if args.frames < 1 or args.warmup < 0:
@@ -306,11 +315,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"sequence {sequence} ({len(frames)} frames) at {args.width}x{args.height}")
     tracker = _main_tracker(args)
     result = run_benchmark(tracker, frames, box, args.frames, args.warmup)
-    print(format_bench(result, _device_label(tracker)))
+    print(format_bench(result, tracker.device))
     if args.baseline and args.baseline != args.backend:
         baseline = make_tracker(args.baseline, None, args.device)
         base_result = run_benchmark(baseline, frames, box, args.frames, args.warmup)
-        print(format_bench(base_result, _device_label(baseline)))
+        print(format_bench(base_result, baseline.device))
         ratio = result.end_to_end.fps / base_result.end_to_end.fps
         print(f"fps ratio {args.backend}/{args.baseline}: {ratio:.2f}")
     return 0
@@ -321,11 +330,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_backends(args: argparse.Namespace) -> int:
     for name, description in available_backends().items():
         print(f"{name}: {description}")
-        needs = ("required (--weights)" if get_backend(name).needs_weights else
-                 "optional (--weights)" if backend_has_setting(name, "weights") else "none")
+        backend = get_backend(name)
+        needs = ("required (--weights)" if backend.needs_weights else
+                 "optional (--weights)" if backend.has_setting("weights") else "none")
         print(f"  weights: {needs}")
-        for key, value in dataclasses.asdict(make_config(name)).items():
-            print(f"    {key}: {value!r}")
+        print(f"  parameter sets (--config): {', '.join(parameter_sets(name)) or 'none'}")
+        print("  settings (default):")
+        for info in describe(backend.config_cls):
+            print(f"    {info.name}: {info.value!r}  {info.help}")
     return 0
 
 

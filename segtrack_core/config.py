@@ -1,17 +1,87 @@
-"""Typed configuration: dataclasses built from plain mappings or YAML files, strictly checked."""
+"""Typed configuration: dataclasses built from plain mappings or YAML files, strictly checked.
+
+Every setting is declared once, with its default and a one-line description (``setting``/``section``);
+``describe`` lists them (dotted names for nested sections) for the CLI and the ROS node's parameters.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any, Mapping, Type, TypeVar
+from typing import Any, Mapping, Optional, Type, TypeVar
 
 import yaml
 
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with its default and description."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def section(cls: Type, help: str) -> Any:
+    """A nested config section (a dataclass field defaulting to ``cls()``) with its description."""
+    return dataclasses.field(default_factory=cls, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingInfo:
+    name: str  # dotted path, e.g. "gem.reg"
+    type: type  # bool, int, float, str, or tuple/list for sequences
+    value: Any  # default, or the value in the described instance
+    help: str
+
+
+def describe(config: Any, prefix: str = "") -> list[SettingInfo]:
+    """Every leaf setting of a config dataclass (class or instance), depth first, in declaration order."""
+    hints = typing.get_type_hints(config if isinstance(config, type) else type(config))
+    infos = []
+    for f in dataclasses.fields(config):
+        name = prefix + f.name
+        annotation = hints[f.name]
+        if isinstance(config, type):
+            value = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        else:
+            value = getattr(config, f.name)
+        if dataclasses.is_dataclass(annotation):
+            infos.extend(describe(value, name + "."))
+        else:
+            kind = typing.get_origin(annotation) or annotation
+            infos.append(SettingInfo(name, kind, value, f.metadata.get("help", "")))
+    return infos
+
+
+def nest(flat: Mapping[str, Any]) -> dict:
+    """{"a.b": 1} -> {"a": {"b": 1}}; nested mappings pass through."""
+    nested: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = nest(value) if isinstance(value, Mapping) else value
+    return nested
+
+
+def _deep_merge(base: dict, top: Mapping[str, Any]) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def with_overrides(config: T, overrides: Optional[Mapping[str, Any]], where: str = "config") -> T:
+    """A copy of ``config`` with ``overrides`` (nested mappings or dotted keys) applied and checked."""
+    if not overrides:
+        return config
+    return from_dict(type(config), _deep_merge(dataclasses.asdict(config), nest(overrides)), where)
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:

@@ -27,11 +27,9 @@ import numpy as np
 
 from . import metrics
 from .config import to_dict
-from .errors import ConfigError
-from .geometry import (box_corners, fill_polygon, mask_to_box, mask_to_rotated_box, polygon_to_box,
+from .geometry import (fill_polygon, mask_to_box, mask_to_rotated_box, polygon_to_box,
                        polygon_to_rotated_box, rotated_box_corners)
 from .io import DataError, DavisSequence, FrameSource, VotSequence
-from .registry import create_tracker, get_backend, make_config
 from .trackers.base import Tracker
 from .types import MaskTarget, Target, TrackResult
 
@@ -39,24 +37,6 @@ log = logging.getLogger(__name__)
 
 INIT_MODES = ("box", "mask", "rotated")
 PROTOCOLS = ("davis", "vot")
-
-
-def backend_has_setting(name: str, setting: str) -> bool:
-    return any(f.name == setting for f in dataclasses.fields(get_backend(name).config_cls))
-
-
-def make_tracker(name: str, config: Union[None, str, Path, dict] = None, device: Optional[str] = None,
-                 weights: Optional[str] = None) -> Tracker:
-    """Build a backend; ``device`` (auto|cpu|cuda|cuda:N) is applied only to backends that have one, and
-    ``weights`` is refused by backends that take none."""
-    overrides = {}
-    if device is not None and backend_has_setting(name, "device"):
-        overrides["device"] = device
-    if weights is not None:
-        if not backend_has_setting(name, "weights"):
-            raise ConfigError(f"backend {name!r} takes no weights (--weights)")
-        overrides["weights"] = weights
-    return create_tracker(name, config, **overrides)
 
 
 @dataclass
@@ -207,12 +187,8 @@ def vot_init_target(polygon: np.ndarray, init: str, shape: tuple[int, int]) -> T
 
 
 def predicted_polygon(result: TrackResult) -> Optional[np.ndarray]:
-    """The rotated box's corners, else the box's, else None (target lost)."""
-    if result.rotated_box is not None:
-        return rotated_box_corners(result.rotated_box)
-    if result.box is not None:
-        return box_corners(result.box)
-    return None
+    """The rotated box's corners, or None (target lost)."""
+    return rotated_box_corners(result.rotated_box) if result.rotated_box is not None else None
 
 
 def evaluate_sequence(sequence: Union[DavisSequence, VotSequence], trackers: Dict[str, Tracker],
@@ -279,10 +255,9 @@ def evaluate(sequences: Sequence[Union[DavisSequence, VotSequence]], trackers: D
     return EvaluationReport(init, root, list(by_backend.values()))
 
 
-def tracker_config(name: str, config: Union[None, str, Path, dict], tracker: Tracker) -> dict:
+def tracker_config(tracker: Tracker) -> dict:
     """Plain dict of the config a tracker was built with (for saving next to results)."""
-    typed = getattr(tracker, "config", None)
-    return to_dict(typed) if dataclasses.is_dataclass(typed) else to_dict(make_config(name, config))
+    return to_dict(tracker.config)
 
 
 def _mean(values: Sequence[Optional[float]]) -> float:

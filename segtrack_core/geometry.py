@@ -13,7 +13,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .types import Box, MaskTarget, RotatedBox, Target
+from .types import Box, MaskTarget, RotatedBox, Target, TrackResult
 
 
 def normalize_angle(rbox: RotatedBox) -> RotatedBox:
@@ -135,3 +135,16 @@ def clip_box(box: Box, shape: tuple[int, int]) -> Optional[Box]:
     if x1 <= x0 or y1 <= y0:
         return None
     return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def complete_boxes(result: TrackResult) -> TrackResult:
+    """Fill a result's missing box from its other box, or from its mask (both stay None for an empty mask
+    with no box)."""
+    if result.box is None:
+        result.box = (rotated_box_to_box(result.rotated_box) if result.rotated_box is not None
+                      else mask_to_box(result.mask))
+    if result.rotated_box is None:
+        result.rotated_box = mask_to_rotated_box(result.mask) if result.mask.any() else None
+        if result.rotated_box is None and result.box is not None:
+            result.rotated_box = box_to_rotated_box(result.box)
+    return result

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import cv2
 import numpy as np
 
-from .errors import InvalidTargetError
-from .types import validate_frame
+from .types import PointsTarget
+from .validation import validate_frame, validate_target
 
 # A single click says nothing about the object's size: assume it spans at least this fraction of the
 # image's shorter side around the points.
@@ -19,13 +17,6 @@ RECT_PADDING = 0.1
 SEED_RADIUS_FRACTION = 0.01
 GRABCUT_ITERATIONS = 4
 WORK_SIDE = 320
-
-
-def _as_points(points: Sequence[Sequence[float]], what: str) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) if len(points) else np.zeros((0, 2))
-    if not np.all(np.isfinite(pts)):
-        raise InvalidTargetError(f"{what} points must be finite numbers")
-    return pts
 
 
 def points_rect(foreground: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -39,8 +30,7 @@ def points_rect(foreground: np.ndarray, shape: tuple[int, int]) -> tuple[int, in
     return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
 
 
-def points_to_mask(frame: np.ndarray, foreground: Sequence[Sequence[float]],
-                   background: Sequence[Sequence[float]] = ()) -> np.ndarray:
+def points_to_mask(frame: np.ndarray, points: PointsTarget) -> np.ndarray:
     """HxW bool mask of the object under the foreground points (pixel x, y), excluding background points.
 
     GrabCut runs on a window around a padded rectangle about the foreground points, with small disks
@@ -49,14 +39,9 @@ def points_to_mask(frame: np.ndarray, foreground: Sequence[Sequence[float]],
     """
     frame = validate_frame(frame)
     height, width = frame.shape[:2]
-    fg = _as_points(foreground, "foreground")
-    bg = _as_points(background, "background")
-    if fg.shape[0] == 0:
-        raise InvalidTargetError("at least one foreground point is needed")
-    inside = (fg[:, 0] >= 0) & (fg[:, 0] <= width - 1) & (fg[:, 1] >= 0) & (fg[:, 1] <= height - 1)
-    if not np.all(inside):
-        raise InvalidTargetError(
-            f"foreground points {fg[~inside].round(1).tolist()} lie outside the {width}x{height} image")
+    points = validate_target(points, (height, width))
+    fg = np.array(points.foreground, dtype=np.float64)
+    bg = np.array(points.background, dtype=np.float64).reshape(-1, 2)
 
     x0, y0, x1, y1 = points_rect(fg, (height, width))
     # GrabCut only sees a window twice the rectangle's size: enough background to model, bounded cost.

@@ -1,87 +1,99 @@
-"""Tracker backends by name, each with its typed config dataclass."""
+"""Tracker backends by name, each with its typed config dataclass and its named parameter sets.
+
+The registry sits above the trackers: it lists them, they do not know it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
+from typing import Any, Dict, Mapping, Optional, Type, Union
 
-from .config import from_dict, load_yaml
+from .config import from_dict, load_yaml, with_overrides
 from .errors import ConfigError, UnknownBackendError
+from .parameter_sets import find_parameter_set
 from .trackers.base import Tracker
+from .trackers.csrt import CsrtConfig, CsrtTracker
+from .trackers.d3s2 import D3S2Config, D3S2Tracker
+from .trackers.siammask import SiamMaskConfig, SiamMaskTracker
 
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
     name: str
     config_cls: Type
-    factory: Callable[[Any], Tracker]
+    tracker_cls: Type[Tracker]
     description: str
     needs_weights: bool = False  # refuses to start without a weights file (its config's 'weights')
 
+    def has_setting(self, name: str) -> bool:
+        return any(f.name == name for f in dataclasses.fields(self.config_cls))
 
-_BACKENDS: Dict[str, Backend] = {}
-
-
-def register_backend(name: str, config_cls: Type, description: str, needs_weights: bool = False) -> Callable:
-    """Class decorator: register a Tracker subclass constructed as ``cls(config)``."""
-
-    def wrap(cls: Type[Tracker]) -> Type[Tracker]:
-        if name in _BACKENDS:
-            raise ValueError(f"tracker backend {name!r} registered twice")
-        _BACKENDS[name] = Backend(name, config_cls, cls, description, needs_weights)
-        cls.name = name
-        return cls
-
-    return wrap
+    @property
+    def has_runtime(self) -> bool:
+        """Whether it computes with torch, configured by a ``runtime`` section (device, half, threads)."""
+        return self.has_setting("runtime")
 
 
-BUILTIN_BACKEND_MODULES = ("segtrack_core.trackers.d3s2", "segtrack_core.trackers.csrt",
-                           "segtrack_core.trackers.siammask")
-
-
-def _ensure_builtin_backends() -> None:
-    # Imported lazily: backend modules import this one to register themselves.
-    for module in BUILTIN_BACKEND_MODULES:
-        importlib.import_module(module)
+BACKENDS: Dict[str, Backend] = {b.name: b for b in (
+    Backend("d3s2", D3S2Config, D3S2Tracker, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
+                                             "EfficientNet-Lite ImageNet backbone, online learning)"),
+    Backend("csrt", CsrtConfig, CsrtTracker, "OpenCV TrackerCSRT (box only, box filled as mask); baseline"),
+    Backend("siammask", SiamMaskConfig, SiamMaskTracker, "SiamMask (sharp) with the official weights "
+                                                         "(ResNet-50, RPN + refined mask); needs --weights",
+            needs_weights=True),
+)}
 
 
 def available_backends() -> Dict[str, str]:
-    """Name -> one-line description of every registered backend."""
-    _ensure_builtin_backends()
-    return {name: b.description for name, b in sorted(_BACKENDS.items())}
+    """Name -> one-line description of every backend."""
+    return {name: b.description for name, b in sorted(BACKENDS.items())}
 
 
 def get_backend(name: str) -> Backend:
-    _ensure_builtin_backends()
     try:
-        return _BACKENDS[name]
+        return BACKENDS[name]
     except KeyError:
-        raise UnknownBackendError(f"unknown tracker backend {name!r}; available: {sorted(_BACKENDS)}") from None
+        raise UnknownBackendError(f"unknown tracker backend {name!r}; available: {sorted(BACKENDS)}") from None
 
 
-def make_config(name: str, source: Union[None, Mapping[str, Any], str, Path] = None,
-                **overrides: Any) -> Any:
-    """Typed config of backend ``name`` from defaults, a mapping or a YAML path, plus keyword overrides."""
+ConfigSource = Union[None, Mapping[str, Any], str, Path, Any]
+
+
+def make_config(name: str, source: ConfigSource = None, **overrides: Any) -> Any:
+    """Typed config of backend ``name``: its defaults (None), a mapping, a dataclass, a YAML path or the
+    name of one of its parameter sets (``default``, ``cuda_fp16``, or ``d3s2/cuda_fp16``), then
+    ``overrides`` (keyword or dotted names of nested settings, e.g. ``{"runtime.device": "cpu"}``)."""
     backend = get_backend(name)
     if source is None:
         config = backend.config_cls()
     elif isinstance(source, (str, Path)):
-        config = load_yaml(backend.config_cls, source)
+        config = load_yaml(backend.config_cls, find_parameter_set(name, source))
     elif isinstance(source, Mapping):
         config = from_dict(backend.config_cls, source, where=f"{name} config")
     elif isinstance(source, backend.config_cls):
         config = source
     else:
         raise ConfigError(f"cannot build a {name} config from {type(source).__name__}")
-    if overrides:
-        merged = {**dataclasses.asdict(config), **overrides}
-        config = from_dict(backend.config_cls, merged, where=f"{name} config")
-    return config
+    return with_overrides(config, overrides, where=f"{name} config")
 
 
-def create_tracker(name: str = "d3s2", config: Optional[Any] = None, **overrides: Any) -> Tracker:
-    """Build backend ``name`` from its config (None = defaults; mapping, YAML path or dataclass)."""
+def create_tracker(name: str = "d3s2", config: ConfigSource = None, **overrides: Any) -> Tracker:
+    """Build backend ``name`` from its config (see make_config)."""
     backend = get_backend(name)
-    return backend.factory(make_config(name, config, **overrides))
+    return backend.tracker_cls(make_config(name, config, **overrides))
+
+
+def make_tracker(name: str, config: ConfigSource = None, device: Optional[str] = None,
+                 weights: Optional[str] = None) -> Tracker:
+    """Build a backend from command-line style options: ``device`` applies to backends that run torch
+    (the others compute on the CPU), ``weights`` is refused by backends that take none."""
+    backend = get_backend(name)
+    overrides: Dict[str, Any] = {}
+    if device is not None and backend.has_runtime:
+        overrides["runtime.device"] = device
+    if weights is not None:
+        if not backend.has_setting("weights"):
+            raise ConfigError(f"backend {name!r} takes no weights (--weights)")
+        overrides["weights"] = weights
+    return create_tracker(name, config, **overrides)

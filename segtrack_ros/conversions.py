@@ -5,7 +5,7 @@ The node, the development harness and the tests all use these, so each mapping i
 from __future__ import annotations
 
 import array
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -18,10 +18,8 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Objec
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.errors import InvalidTargetError
-from segtrack_core.geometry import box_to_rotated_box, rotated_box_to_box
 from segtrack_core.image_conversion import mask_to_mono8, mono8_to_mask, to_byte_array
-from segtrack_core.prompts import points_to_mask
-from segtrack_core.types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from segtrack_core.types import Box, MaskTarget, PointsTarget, RotatedBox, Target, TrackResult, TrackState
 
 NS_PER_S = 1_000_000_000
 _STATE_CODES = {
@@ -128,8 +126,8 @@ class MaskImageWriter:
 # ---- set_target requests <-> targets ---------------------------------------------------------------------
 
 
-def target_from_request(request: SetTarget.Request, frame: np.ndarray) -> Target:
-    """The core target a SetTarget request describes, on ``frame`` (BGR, needed by point prompts)."""
+def target_from_request(request: SetTarget.Request) -> Target:
+    """The core target a SetTarget request describes."""
     kind = request.type
     if kind == SetTarget.Request.TYPE_BOX:
         return box_from_msg(request.box)
@@ -138,9 +136,8 @@ def target_from_request(request: SetTarget.Request, frame: np.ndarray) -> Target
     if kind == SetTarget.Request.TYPE_MASK:
         return MaskTarget(mask_from_image(request.mask))
     if kind == SetTarget.Request.TYPE_POINTS:
-        foreground = [(p.x, p.y) for p in request.foreground_points]
-        background = [(p.x, p.y) for p in request.background_points]
-        return MaskTarget(points_to_mask(frame, foreground, background))
+        return PointsTarget(tuple((p.x, p.y) for p in request.foreground_points),
+                            tuple((p.x, p.y) for p in request.background_points))
     raise InvalidTargetError(f"unknown target type {kind}; use TYPE_BOX, TYPE_ROTATED_BOX, TYPE_MASK "
                              "or TYPE_POINTS")
 
@@ -153,17 +150,12 @@ def target_request(target: Target, stamp_ns: Optional[int] = None) -> SetTarget.
         request = SetTarget.Request(type=SetTarget.Request.TYPE_ROTATED_BOX, box=rotated_box_to_msg(target))
     elif isinstance(target, MaskTarget):
         request = SetTarget.Request(type=SetTarget.Request.TYPE_MASK, mask=mask_to_image(np.asarray(target.mask) != 0))
+    elif isinstance(target, PointsTarget):
+        request = SetTarget.Request(type=SetTarget.Request.TYPE_POINTS)
+        request.foreground_points = [Point(x=float(x), y=float(y)) for x, y in target.foreground]
+        request.background_points = [Point(x=float(x), y=float(y)) for x, y in target.background]
     else:
         raise TypeError(f"not a segtrack target: {target!r}")
-    return _with_stamp(request, stamp_ns)
-
-
-def points_request(foreground: Sequence[Sequence[float]], background: Sequence[Sequence[float]] = (),
-                   stamp_ns: Optional[int] = None) -> SetTarget.Request:
-    """A SetTarget request for point prompts (x, y), which the node turns into a mask on its frame."""
-    request = SetTarget.Request(type=SetTarget.Request.TYPE_POINTS)
-    request.foreground_points = [Point(x=float(x), y=float(y)) for x, y in foreground]
-    request.background_points = [Point(x=float(x), y=float(y)) for x, y in background]
     return _with_stamp(request, stamp_ns)
 
 
@@ -177,26 +169,13 @@ def _with_stamp(request: SetTarget.Request, stamp_ns: Optional[int]) -> SetTarge
 # ---- results <-> outputs ---------------------------------------------------------------------------------
 
 
-def result_boxes(result: TrackResult) -> tuple[Optional[Box], Optional[RotatedBox]]:
-    """(box, rotated box) of a result, deriving the missing one if a backend reports only one."""
-    box, rbox = result.box, result.rotated_box
-    if result.state == TrackState.LOST:
-        return None, None
-    if box is None and rbox is not None:
-        box = rotated_box_to_box(rbox)
-    if rbox is None and box is not None:
-        rbox = box_to_rotated_box(box)
-    return box, rbox
-
-
 def tracked_target(header: Header, target_id: int, result: TrackResult, tracker_ms: float) -> TrackedTarget:
     """TrackedTarget for ``result``; latency_ms is filled in right before publishing."""
     msg = TrackedTarget(header=header, target_id=target_id, state=state_code(result.state),
                         score=float(result.score), tracker_ms=float(tracker_ms))
-    box, rbox = result_boxes(result)
-    msg.has_box = box is not None
-    if box is not None:
-        msg.box, msg.rotated_box = box_to_msg(box), rotated_box_to_msg(rbox)
+    msg.has_box = result.box is not None  # a tracker reports both boxes unless the target is lost
+    if msg.has_box:
+        msg.box, msg.rotated_box = box_to_msg(result.box), rotated_box_to_msg(result.rotated_box)
     return msg
 
 
@@ -211,9 +190,8 @@ def result_from_messages(target: TrackedTarget, mask: Image) -> TrackResult:
 def detections(header: Header, target_id: int, result: TrackResult) -> Detection2DArray:
     """One detection (the rotated box) while the target is found, none when lost."""
     msg = Detection2DArray(header=header)
-    _, rbox = result_boxes(result)
-    if rbox is not None:
+    if result.rotated_box is not None:
         hypothesis = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=CLASS_ID, score=float(result.score)))
         msg.detections = [Detection2D(header=header, id=str(target_id), results=[hypothesis],
-                                      bbox=rotated_box_to_msg(rbox))]
+                                      bbox=rotated_box_to_msg(result.rotated_box))]
     return msg

@@ -138,7 +138,7 @@ class SegtrackNode(LifecycleNode):
                                     "(ros2 lifecycle set <node> configure)")
             return TransitionCallbackReturn.FAILURE
         self._params = params
-        self._device = str(getattr(self._tracker, "device", "cpu"))
+        self._device = self._tracker.device
         self._worker = TrackingWorker(self._tracker, self._ring, self._publish,
                                       lambda: self.get_clock().now().nanoseconds, self.get_logger(),
                                       enabled=params["enabled"])
@@ -311,7 +311,11 @@ class SegtrackNode(LifecycleNode):
         worker = self._worker
         if worker is None or not worker.active:
             return False, "node is not active; activate it (lifecycle) first", None
-        job = submit(worker)
+        try:
+            job = submit(worker)
+        except SegtrackError as exc:  # the request itself is bad: answered as a refused command
+            job = Future()
+            job.set_exception(exc)
         finished: RclpyFuture = RclpyFuture()
 
         def wake_executor(_: Any) -> None:  # runs on the worker thread
@@ -331,8 +335,8 @@ class SegtrackNode(LifecycleNode):
 
     async def _on_set_target(self, request: SetTarget.Request, response: SetTarget.Response) -> SetTarget.Response:
         stamp_ns = conversions.stamp_to_ns(request.stamp) if request.use_stamp else None
-        response.success, response.message, target_id = await self._call_worker(lambda worker: worker.set_target(
-            lambda image: conversions.target_from_request(request, image), stamp_ns))
+        response.success, response.message, target_id = await self._call_worker(
+            lambda worker: worker.set_target(conversions.target_from_request(request), stamp_ns))
         if response.success:
             response.target_id = target_id
             response.message = f"tracking target {target_id}"

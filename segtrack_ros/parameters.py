@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from segtrack_core.errors import ConfigError
+from segtrack_core.parameter_sets import find_parameter_set
 from segtrack_core.registry import available_backends, get_backend
 
 NODE_NAME = "segtrack"
@@ -14,7 +15,8 @@ NODE_NAME = "segtrack"
 # name -> (default, description). config/tracker.yaml holds exactly these keys (a test checks both ways).
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "backend": ("d3s2", "tracker backend name (segtrack_core.available_backends())"),
-    "tracker_config": ("", "path to a backend config YAML; empty = the backend's defaults"),
+    "tracker_config": ("", "backend parameter set: <backend>/<name> (e.g. d3s2/cuda_fp16) or a YAML path; "
+                           "empty = the backend's defaults"),
     "device": ("auto", "torch device: auto, cpu, cuda or cuda:N (backends without a device ignore it)"),
     "half": (False, "fp16 inference (CUDA only; backends without it ignore it)"),
     "weights": ("", "model weights path passed to the backend if its config has a 'weights' field "
@@ -45,6 +47,7 @@ AT_LEAST_ONE = ("frame_buffer_size", "frame_buffer_max_mb", "qos.depth", "servic
 LAUNCH_OVERRIDES = ("backend", "device", "use_compressed")
 # Node parameters forwarded to the backend config when it has a field of that name.
 BACKEND_KEYS = ("device", "half", "weights", "tracking_threshold", "lost_threshold")
+RUNTIME_KEYS = ("device", "half")
 
 
 def backend_overrides(backend: str, values: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any]:
@@ -53,14 +56,16 @@ def backend_overrides(backend: str, values: dict[str, Any], warn: Callable[[str]
     A parameter the backend's config has no field for is ignored with a warning; unset ones never
     override a value from ``tracker_config``.
     """
-    fields = {f.name for f in dataclasses.fields(get_backend(backend).config_cls)}
+    spec = get_backend(backend)
     overrides = {}
     for key in BACKEND_KEYS:
         value = values[key]
         is_set = value >= 0 if key.endswith("_threshold") else value != PARAMETERS[key][0]
         if not is_set:
             continue
-        if key in fields:
+        if key in RUNTIME_KEYS and spec.has_runtime:
+            overrides[f"runtime.{key}"] = value
+        elif spec.has_setting(key):
             overrides[key] = value
         else:
             warn(f"parameter {key}={value!r} ignored: backend {backend!r} has no such setting")
@@ -91,7 +96,12 @@ def parameter_error(name: str, value: Any) -> Optional[str]:
     if name == "device" and not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
         return f"device must be auto, cpu, cuda or cuda:N, got {value!r}"
     if name == "tracker_config" and value and not Path(value).is_file():
-        return f"tracker_config {value!r} is not a file"
+        if value.endswith(".yaml") or Path(value).is_absolute() or value.count("/") != 1:
+            return f"tracker_config {value!r} is not a file, nor a parameter set <backend>/<name>"
+        try:
+            find_parameter_set(value.split("/")[0], value)
+        except ConfigError as exc:
+            return str(exc)
     if name in THRESHOLDS and not (value < 0 or 0 < value <= 1):
         return f"{name} must be in (0, 1], or negative for the backend's default; got {value}"
     if name in AT_LEAST_ONE and value < 1:

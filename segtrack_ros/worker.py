@@ -153,10 +153,10 @@ class TrackingWorker:
         with self._stats_lock:
             self._stats.bad_frames += 1
 
-    def set_target(self, make_target: Callable[[np.ndarray], Target], stamp_ns: Optional[int] = None) -> Future:
-        """Initialise on the buffered frame stamped ``stamp_ns`` (None: the newest that converts) with
-        ``make_target(image)``; the future gets the new target id. On failure the old target is kept."""
-        return self._submit(lambda: self._set_target(make_target, stamp_ns))
+    def set_target(self, target: Target, stamp_ns: Optional[int] = None) -> Future:
+        """Initialise on the buffered frame stamped ``stamp_ns`` (None: the newest that converts); the
+        future gets the new target id. On failure the old target is kept."""
+        return self._submit(lambda: self._set_target(target, stamp_ns))
 
     def reset(self) -> Future:
         return self._submit(self._reset)
@@ -226,7 +226,7 @@ class TrackingWorker:
                     self._log.error(f"unexpected error processing a frame:\n{traceback.format_exc()}",
                                     throttle_duration_sec=LOG_THROTTLE_S)
 
-    def _set_target(self, make_target: Callable[[np.ndarray], Target], stamp_ns: Optional[int]) -> int:
+    def _set_target(self, target: Target, stamp_ns: Optional[int]) -> int:
         if stamp_ns is not None:
             frame = self.ring.find(stamp_ns)
             if frame is None:
@@ -236,7 +236,7 @@ class TrackingWorker:
             image = frame.to_bgr()
         else:
             stamp_ns, image = self._newest_decodable()
-        self.tracker.initialize(image, make_target(image))
+        self.tracker.initialize(image, target)
         self.target_id += 1
         self._init_stamp_ns = stamp_ns
         with self._stats_lock:

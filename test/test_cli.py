@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from segtrack_core.cli import main
-from segtrack_core.registry import available_backends, register_backend
+from segtrack_core import registry
 from segtrack_core.trackers.csrt import CsrtConfig, CsrtTracker
 
 BASELINE = "csrt-no-color-names"
@@ -19,10 +19,12 @@ class _NoColorNamesConfig(CsrtConfig):
     use_color_names: bool = False
 
 
-# A second, genuinely different backend so that --baseline comparisons run quickly in tests.
-if BASELINE not in available_backends():
-    register_backend(BASELINE, _NoColorNamesConfig, "CSRT without colour names (test baseline)")(
-        type("CsrtNoColorNames", (CsrtTracker,), {}))
+@pytest.fixture(autouse=True)
+def second_baseline(monkeypatch):
+    """A second, genuinely different backend so that --baseline comparisons run quickly in tests."""
+    tracker_cls = type("CsrtNoColorNames", (CsrtTracker,), {"name": BASELINE})
+    monkeypatch.setitem(registry.BACKENDS, BASELINE, registry.Backend(
+        BASELINE, _NoColorNamesConfig, tracker_cls, "CSRT without colour names (test baseline)"))
 
 
 def run_cli(capsys, *argv):
@@ -69,9 +71,23 @@ def test_track_from_a_box_and_from_a_mask(capsys, car_frames):
     assert "tracking 5" in out
 
 
+def test_track_starts_from_clicks(capsys, car_frames, tmp_path):
+    truth = cv2.imread(str(car_frames.parent / "masks" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    inner = np.argwhere(cv2.erode(truth.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0)
+    clicks = [f"{x},{y}" for y, x in inner[[0, len(inner) // 2, -1]]]
+    masks = tmp_path / "masks"
+    code, out, err = run_cli(capsys, "track", str(car_frames), "--points", *clicks, "--background-points", "5,5",
+                             "--save-masks", str(masks), "--backend", "csrt", "--no-progress")
+    assert code == 0, err
+    first = cv2.imread(str(masks / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert (first & truth).sum() / (first | truth).sum() > 0.5 and not first[5, 5]
+    code, _, err = run_cli(capsys, "track", str(car_frames), "--points", "1,2,3", "--backend", "csrt")
+    assert code == 2 and "--points must be 2 numbers x,y" in err
+
+
 @pytest.mark.parametrize("args, message", [
-    (["track", "{frames}", "--box", "1,2,3", "--backend", "csrt"], "--box must be four numbers"),
-    (["track", "{frames}", "--box", "a,b,c,d", "--backend", "csrt"], "--box must be four numbers"),
+    (["track", "{frames}", "--box", "1,2,3", "--backend", "csrt"], "--box must be 4 numbers"),
+    (["track", "{frames}", "--box", "a,b,c,d", "--backend", "csrt"], "--box must be 4 numbers"),
     (["track", "/no/such/input", "--box", "1,2,3,4", "--backend", "csrt"], "input not found"),
     (["track", "{frames}", "--mask", "/no/such/mask.png", "--backend", "csrt"], "mask file not found"),
     (["track", "{frames}", "--box", "2000,10,30,30", "--backend", "csrt"], "outside"),
@@ -97,7 +113,7 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["track", "x"])  # no initial target
     assert exc.value.code == 2
-    assert "one of the arguments --box --mask --box-from-mask is required" in capsys.readouterr().err
+    assert "one of the arguments --box --mask --box-from-mask --points is required" in capsys.readouterr().err
 
 
 def test_eval_davis_prints_and_saves_j_and_f_with_a_baseline(capsys, mini_davis, tmp_path):
@@ -157,4 +173,5 @@ def test_backends_lists_every_backend_with_its_defaults(capsys):
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     assert "d3s2:" in out and "csrt:" in out
-    assert "    search_scale: 4.0" in out  # a D3S2Config default
+    assert "    search_scale: 4.0" in out and "    runtime.device: 'auto'" in out  # D3S2Config defaults
+    assert "parameter sets (--config): cuda_fp16, default" in out

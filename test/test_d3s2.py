@@ -18,7 +18,7 @@ from segtrack_core.models.refine import guided_filter
 
 @pytest.fixture(scope="module")
 def tracker():
-    return st.create_tracker("d3s2", device="cpu")
+    return st.create_tracker("d3s2", runtime={"device": "cpu"})
 
 
 def test_backbone_weights_classify_a_black_swan(load_davis_frames):

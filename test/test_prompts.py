@@ -1,11 +1,13 @@
-"""Click prompts -> target mask, on real DAVIS frames with ground-truth masks."""
+"""Click prompts (a core target type) -> target mask, on real DAVIS frames with ground-truth masks."""
 
 import cv2
 import numpy as np
 import pytest
 
 from segtrack_core.errors import InvalidFrameError, InvalidTargetError
+import segtrack_core as st
 from segtrack_core.prompts import points_to_mask
+from segtrack_core.types import PointsTarget
 
 
 def interior_points(truth: np.ndarray, count: int, seed: int = 0) -> list[list[float]]:
@@ -29,7 +31,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_clicks_on_the_object_segment_it(load_davis_frames, sequence, count):
     (frame,), (truth,) = load_davis_frames(sequence, 1)
     points = interior_points(truth, count)
-    mask = points_to_mask(frame, points)
+    mask = points_to_mask(frame, PointsTarget(points))
     assert mask.shape == truth.shape and mask.dtype == bool
     assert iou(mask, truth) > 0.55
     for x, y in points:
@@ -44,7 +46,7 @@ def test_background_clicks_are_excluded(load_davis_frames):
     ys, xs = background[:, 0], background[:, 1]
     near = np.argsort(np.hypot(xs - 480, ys - 190))[:200:50]
     bg = [[float(xs[i]), float(ys[i])] for i in near]
-    mask = points_to_mask(frame, fg, bg)
+    mask = points_to_mask(frame, PointsTarget(fg, bg))
     for x, y in bg:
         assert not mask[int(y), int(x)]
     assert iou(mask, truth) > 0.5
@@ -53,10 +55,23 @@ def test_background_clicks_are_excluded(load_davis_frames):
 def test_errors_are_typed(load_davis_frames):
     (frame,), _ = load_davis_frames("car-shadow", 1)
     with pytest.raises(InvalidTargetError, match="at least one foreground point"):
-        points_to_mask(frame, [])
+        points_to_mask(frame, PointsTarget(()))
     with pytest.raises(InvalidTargetError, match="outside"):
-        points_to_mask(frame, [[900.0, 10.0]])
+        points_to_mask(frame, PointsTarget(((900.0, 10.0),)))
     with pytest.raises(InvalidTargetError, match="finite"):
-        points_to_mask(frame, [[float("nan"), 10.0]])
+        points_to_mask(frame, PointsTarget(((float("nan"), 10.0),)))
+    with pytest.raises(InvalidTargetError, match="pairs"):
+        points_to_mask(frame, PointsTarget(((1.0, 2.0, 3.0),)))
     with pytest.raises(InvalidFrameError):
-        points_to_mask(frame[:, :, 0], [[10.0, 10.0]])
+        points_to_mask(frame[:, :, 0], PointsTarget(((10.0, 10.0),)))
+
+
+def test_a_tracker_starts_from_points_and_keeps_its_target_on_bad_points(load_davis_frames):
+    frames, truths = load_davis_frames("car-shadow", 3)
+    tracker = st.create_tracker("csrt")
+    tracker.initialize(frames[0], PointsTarget(tuple(map(tuple, interior_points(truths[0], 3)))))
+    result = tracker.track(frames[1])
+    assert result.state is not st.TrackState.LOST and iou(result.mask, truths[1]) > 0.5
+    with pytest.raises(InvalidTargetError):
+        tracker.initialize(frames[1], PointsTarget(((5000.0, 1.0),)))
+    assert iou(tracker.track(frames[2]).mask, truths[2]) > 0.5

@@ -16,7 +16,7 @@ from segtrack_core.metrics import box_iou
 
 @pytest.fixture(scope="module")
 def tracker():
-    return st.create_tracker("d3s2", device="cpu")
+    return st.create_tracker("d3s2", runtime={"device": "cpu"})
 
 
 # (sequence, first frame, frames, mean-IoU floor, most off-target frames): floors sit a little below the

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prerequisites import needs_ros
-from segtrack_core.types import Box, MaskTarget, RotatedBox, TrackResult, TrackState
+from segtrack_core.types import Box, MaskTarget, PointsTarget, RotatedBox, TrackResult, TrackState
 
 pytestmark = needs_ros("the ROS <-> core conversions")
 
@@ -55,24 +55,21 @@ def test_masks_and_images_round_trip(conv):
 
 
 def test_set_target_requests_round_trip(conv):
-    frame = np.zeros((60, 80, 3), np.uint8)
     mask = np.zeros((60, 80), bool)
     mask[10:20, 30:50] = True
-    for target in (Box(5.0, 6.0, 20.0, 10.0), RotatedBox(40.0, 30.0, 20.0, 10.0, 0.4)):
-        assert conv.target_from_request(conv.target_request(target), frame) == target
-    back = conv.target_from_request(conv.target_request(MaskTarget(mask)), frame)
+    for target in (Box(5.0, 6.0, 20.0, 10.0), RotatedBox(40.0, 30.0, 20.0, 10.0, 0.4),
+                   PointsTarget(((1.0, 2.0),), ((3.5, 4.0), (5.0, 6.0)))):
+        assert conv.target_from_request(conv.target_request(target)) == target
+    back = conv.target_from_request(conv.target_request(MaskTarget(mask)))
     assert isinstance(back, MaskTarget) and np.array_equal(back.mask, mask)
     request = conv.target_request(Box(1, 2, 3, 4), stamp_ns=5_000_000_007)
     assert request.use_stamp and conv.stamp_to_ns(request.stamp) == 5_000_000_007
     assert not conv.target_request(Box(1, 2, 3, 4)).use_stamp
-    points = conv.points_request([(1, 2)], [(3.5, 4)])
-    assert [(p.x, p.y) for p in points.foreground_points] == [(1.0, 2.0)]
-    assert [(p.x, p.y) for p in points.background_points] == [(3.5, 4.0)]
     unknown = conv.target_request(Box(1, 2, 3, 4))
     unknown.type = 99
     from segtrack_core.errors import InvalidTargetError
     with pytest.raises(InvalidTargetError, match="unknown target type 99"):
-        conv.target_from_request(unknown, frame)
+        conv.target_from_request(unknown)
 
 
 def test_results_round_trip_through_the_outputs(conv):
@@ -81,7 +78,7 @@ def test_results_round_trip_through_the_outputs(conv):
     mask = np.zeros((40, 50), bool)
     mask[10:20, 5:25] = True
     box = Box(5.0, 10.0, 20.0, 10.0)
-    result = TrackResult(mask, 0.75, box, None, TrackState.UNCERTAIN)  # a backend that gave one box only
+    result = TrackResult(mask, 0.75, box, RotatedBox(15.0, 15.0, 20.0, 10.0, 0.0), TrackState.UNCERTAIN)
     header = Header(frame_id="camera", stamp=conv.ns_to_stamp(42))
     target = conv.tracked_target(header, 3, result, 12.5)
     assert (target.target_id, target.tracker_ms, target.has_box) == (3, 12.5, True)

@@ -38,7 +38,7 @@ def test_layout_is_what_ros2_launch_and_ros2_run_look_for(tmp_path, monkeypatch)
     assert share == prefix / "share" / "segtrack"
     walked = {Path(d, f).relative_to(share) for d, _, files in os.walk(share) for f in files}  # no links
     expected = {Path("package.xml"), Path("launch/tracker.launch.py"), Path("config/tracker.yaml"),
-                Path("config/fastdds_shm.xml"), Path("config/d3s2_cuda.yaml")}
+                Path("config/fastdds_shm.xml"), Path("config/d3s2/cuda_fp16.yaml")}
     assert expected <= walked
     for relative in expected:
         installed = share / relative

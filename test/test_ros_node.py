@@ -15,7 +15,7 @@ import pytest
 
 from prerequisites import needs_ros
 from segtrack_core.geometry import mask_to_box
-from segtrack_core.types import Box, MaskTarget, RotatedBox
+from segtrack_core.types import Box, MaskTarget, PointsTarget, RotatedBox
 
 
 pytestmark = needs_ros("the node (services, topics, stamps, bad input)")
@@ -139,7 +139,7 @@ def test_every_target_kind_initialises_and_target_id_counts_up(client, sequence)
     responses = [
         client.set_target(RotatedBox(x + w / 2, y + h / 2, w, h, -0.3)),
         client.set_target(MaskTarget(masks[0])),
-        client.set_points([(float(c), float(r)) for r, c in foreground]),
+        client.set_target(PointsTarget(tuple((float(c), float(r)) for r, c in foreground))),
     ]
     for response in responses:
         assert response.success, response.message
@@ -266,8 +266,8 @@ def test_bad_set_target_requests_fail_clearly(client, sequence):
         (client.set_target(RotatedBox(-500, 50, 40, 40, 0.5)), "outside"),
         (client.set_target(MaskTarget(np.zeros(masks[0].shape, bool))), "empty"),
         (client.set_target(MaskTarget(np.ones((10, 10), bool))), "mask is 10x10"),
-        (client.set_points([]), "at least one foreground point"),
-        (client.set_points([(5000.0, 5.0)]), "outside"),
+        (client.set_target(PointsTarget(())), "at least one foreground point"),
+        (client.set_target(PointsTarget(((5000.0, 5.0),))), "outside"),
         (client.call(client.set_target_client, SetTarget.Request(type=9)), "unknown target type"),
     ]
     for response, expected in cases:

@@ -32,7 +32,7 @@ def test_settings_the_backend_has_are_passed_through_and_build_a_tracker(tmp_pat
     warnings = []
     overrides = backend_overrides("d3s2", defaults(device="cpu", tracking_threshold=0.55, lost_threshold=0.25),
                                   warnings.append)
-    assert overrides == {"device": "cpu", "tracking_threshold": 0.55, "lost_threshold": 0.25}
+    assert overrides == {"runtime.device": "cpu", "tracking_threshold": 0.55, "lost_threshold": 0.25}
     assert warnings == []
     tracker = create_tracker("d3s2", None, **overrides)
     assert tracker.config.tracking_threshold == 0.55 and str(tracker.device) == "cpu"

@@ -36,19 +36,21 @@ class Frame(NamedTuple):
 
 
 class FakeTracker(Tracker):
-    """Reports its target box and the index of the frame it tracked (in score); a box 13 px wide is
-    refused, frame index 99 raises an unexpected error, and ``gate`` (when set) holds each track call."""
+    """Reports its target box and the index of the frame it tracked (in score) and remembers the index of
+    the frame it was initialised on; a box 13 px wide is refused, frame index 99 raises an unexpected
+    error, and ``gate`` (when set) holds each track call."""
 
     def __init__(self) -> None:
         super().__init__()
         self.box: Optional[Box] = None
+        self.init_index: Optional[int] = None
         self.gate: Optional[threading.Event] = None
         self.tracking = threading.Event()
 
     def _initialize(self, frame, target) -> None:
         if target.w == 13:
             raise InvalidTargetError("13 px is refused")
-        self.box = target
+        self.box, self.init_index = target, int(frame[0, 0, 0])
 
     def _track(self, frame) -> TrackResult:
         self.tracking.set()
@@ -122,7 +124,7 @@ def scores(published) -> list[float]:
 def test_set_target_uses_the_stamped_frame_then_tracks_each_newer_frame(harness):
     worker = harness.worker
     harness.feed(Frame(100 * S, index=1))
-    assert worker.set_target(lambda image: Box(1, 2, 20, 10), stamp_ns=100 * S).result(5) == 1
+    assert worker.set_target(Box(1, 2, 20, 10), stamp_ns=100 * S).result(5) == 1
     harness.feed(Frame(101 * S, index=2), Frame(102 * S, index=3))
     assert harness.wait_for(lambda p: len(p) == 2)
     assert scores(harness.published) == [2.0, 3.0]
@@ -134,28 +136,27 @@ def test_set_target_uses_the_stamped_frame_then_tracks_each_newer_frame(harness)
 
 def test_set_target_errors_name_what_is_missing(harness):
     with pytest.raises(TargetRequestError, match="no image received yet on camera"):
-        harness.worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+        harness.worker.set_target(Box(1, 2, 20, 10)).result(5)
     harness.feed(Frame(100 * S, index=1))
     with pytest.raises(TargetRequestError, match=r"no buffered frame has stamp 5 ns \(buffered stamps span"):
-        harness.worker.set_target(lambda image: Box(1, 2, 20, 10), stamp_ns=5).result(5)
+        harness.worker.set_target(Box(1, 2, 20, 10), stamp_ns=5).result(5)
 
 
 def test_set_target_without_stamp_skips_a_broken_newest_frame(harness):
     harness.feed(Frame(100 * S, index=7), Frame(101 * S, bad=True))
-    images = []
-    harness.worker.set_target(lambda image: images.append(image) or Box(1, 2, 20, 10)).result(5)
-    assert int(images[0][0, 0, 0]) == 7
+    harness.worker.set_target(Box(1, 2, 20, 10)).result(5)
+    assert harness.worker.tracker.init_index == 7
 
 
 def test_commands_are_served_before_a_waiting_frame(harness):
     worker, tracker = harness.worker, harness.worker.tracker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     tracker.gate = threading.Event()
     harness.feed(Frame(101 * S, index=2))
     assert tracker.tracking.wait(5)  # the worker is inside track() for frame 2
     assert worker.put_frame(Frame(102 * S, index=3))  # waits in the mailbox ...
-    second = worker.set_target(lambda image: Box(3, 4, 20, 10), stamp_ns=101 * S)  # ... queued after it
+    second = worker.set_target(Box(3, 4, 20, 10), stamp_ns=101 * S)  # ... queued after it
     tracker.gate.set()
     assert second.result(5) == 2
     assert harness.wait_for(lambda p: len(p) == 2)
@@ -165,11 +166,11 @@ def test_commands_are_served_before_a_waiting_frame(harness):
 def test_a_failing_set_target_keeps_the_old_target(harness):
     worker = harness.worker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     with pytest.raises(InvalidTargetError, match="13 px"):
-        worker.set_target(lambda image: Box(1, 2, 13, 10)).result(5)
+        worker.set_target(Box(1, 2, 13, 10)).result(5)
     with pytest.raises(InvalidTargetError):  # outside the image: refused by the core's validation
-        worker.set_target(lambda image: Box(500, 500, 20, 10)).result(5)
+        worker.set_target(Box(500, 500, 20, 10)).result(5)
     harness.feed(Frame(101 * S, index=2))
     assert harness.wait_for(lambda p: len(p) == 1)
     assert harness.published[0].target_id == 1 and worker.tracker.box == Box(1, 2, 20, 10)
@@ -178,11 +179,11 @@ def test_a_failing_set_target_keeps_the_old_target(harness):
 def test_reset_and_disable_stop_outputs_until_undone(harness):
     worker = harness.worker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     worker.reset().result(5)
     assert worker.report().values["state"] == "no target"
     harness.feed(Frame(101 * S, index=2))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     worker.set_enabled(False).result(5)
     harness.feed(Frame(102 * S, index=3))
     harness.settle()
@@ -195,7 +196,7 @@ def test_reset_and_disable_stop_outputs_until_undone(harness):
 def test_a_bad_frame_is_counted_and_tracking_goes_on(harness):
     worker = harness.worker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     harness.feed(Frame(101 * S, bad=True), Frame(102 * S, index=99), Frame(103 * S, index=4))
     assert harness.wait_for(lambda p: len(p) == 1)
     worker.count_bad_frame()  # one the node could not even parse
@@ -208,7 +209,7 @@ def test_a_bad_frame_is_counted_and_tracking_goes_on(harness):
 def test_a_frame_of_another_size_reports_the_target_lost(harness):
     worker = harness.worker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
 
     class Larger(Frame):
         def to_bgr(self) -> np.ndarray:
@@ -223,7 +224,7 @@ def test_stamp_checks(harness):
     worker = harness.worker
     harness.now = 100 * S
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     # Up to STAMP_JUMP_NS older than the target's frame: in flight when it was set, skipped. Older still:
     # a clock jump, tracked from then on (the next older frame too).
     harness.feed(Frame(100 * S - 1, index=2), Frame(100 * S - STAMP_JUMP_NS, index=3),
@@ -242,7 +243,7 @@ def test_stamp_checks(harness):
 def test_closed_outputs_count_nothing(harness):
     worker = harness.worker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     harness.outputs_open = False
     harness.feed(Frame(101 * S, index=2))
     harness.settle()
@@ -253,7 +254,7 @@ def test_stop_joins_the_thread_and_fails_later_commands():
     harness = Harness(FakeTracker())
     worker, tracker = harness.worker, harness.worker.tracker
     harness.feed(Frame(100 * S, index=1))
-    worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
     tracker.gate = threading.Event()
     harness.feed(Frame(101 * S, index=2))
     assert tracker.tracking.wait(5)
@@ -268,7 +269,7 @@ def test_stop_joins_the_thread_and_fails_later_commands():
     assert worker.stop(1)  # stopping again is harmless
     assert not worker.put_frame(Frame(102 * S, index=3))
     with pytest.raises(RuntimeError, match="stopped"):
-        worker.set_target(lambda image: Box(1, 2, 20, 10)).result(5)
+        worker.set_target(Box(1, 2, 20, 10)).result(5)
     assert worker.report().values["state"] == "inactive" and worker.report().warn
     # The tracker and its target survive a stop: a restarted worker goes on tracking.
     worker.start("camera")
@@ -299,7 +300,7 @@ def test_a_real_tracker_follows_a_moving_square():
 
     try:
         harness.feed(Moving(100 * S, 40))
-        harness.worker.set_target(lambda image: Box(40, 40, 30, 30)).result(10)
+        harness.worker.set_target(Box(40, 40, 30, 30)).result(10)
         harness.feed(*[Moving((101 + i) * S, 42 + 2 * i) for i in range(5)])
         assert harness.wait_for(lambda p: len(p) == 5, 30)
         box = harness.published[-1].result.box

@@ -43,7 +43,7 @@ def run_cli(capsys, *argv):
 def test_track_with_the_davis_config_reproduces_the_official_masks(capsys, checkpoint, ten_frames, tmp_path):
     masks = tmp_path / "masks"
     code, out, err = run_cli(capsys, "track", ten_frames, "--box", "313,88,342,194", "--backend", "siammask",
-                             "--config", REPO / "config" / "siammask_davis.yaml", "--weights", checkpoint,
+                             "--config", "siammask/davis", "--weights", checkpoint,
                              "--device", "cpu", "--save-masks", masks, "--no-progress")
     assert code == 0, err
     assert "10 frames (1 init + 9 tracked)" in out
@@ -103,10 +103,9 @@ def test_weights_checks_a_file_and_prints_its_sha256(capsys, checkpoint, tmp_pat
     assert code == 2 and "sha256" in out and "cannot read weights file" in err
 
 
-@pytest.mark.parametrize("name,values", [("siammask_davis.yaml", (0.04, 0.4, 1.0, 0.35)),
-                                         ("siammask_vot.yaml", (0.04, 0.42, 0.25, 0.3))])
-def test_yaml_configs_hold_the_official_hyper_parameters(name, values):
-    config = make_config("siammask", REPO / "config" / name)
+@pytest.mark.parametrize("name,values", [("davis", (0.04, 0.4, 1.0, 0.35)), ("siammask/vot", (0.04, 0.42, 0.25, 0.3))])
+def test_parameter_sets_hold_the_official_hyper_parameters(name, values):
+    config = make_config("siammask", name)
     assert (config.penalty_k, config.window_influence, config.lr, config.seg_thr) == values
 
 

@@ -32,8 +32,8 @@ def test_node_weights_parameter_reaches_the_siammask_config(checkpoint):
     values.update(weights=str(checkpoint), device="cpu")
     warnings = []
     overrides = backend_overrides("siammask", values, warnings.append)
-    assert overrides == {"weights": str(checkpoint), "device": "cpu"} and warnings == []
-    assert create_tracker("siammask", str(REPO / "config" / "siammask_vot.yaml"), **overrides).config.lr == 0.25
+    assert overrides == {"weights": str(checkpoint), "runtime.device": "cpu"} and warnings == []
+    assert create_tracker("siammask", "siammask/vot", **overrides).config.lr == 0.25
 
 
 @needs_ros_here
@@ -46,7 +46,7 @@ def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
     reference = tracker_reference()["target_mask"] > 0
     configure_this_process(DOMAIN_ID)
     parameters = {"backend": "siammask", "weights": str(checkpoint), "device": "cpu",
-                  "tracker_config": str(REPO / "config" / "siammask_davis.yaml"), "tracking_threshold": 0.5}
+                  "tracker_config": "siammask/davis", "tracking_threshold": 0.5}
     with NodeProcess(DOMAIN_ID, parameters) as node, TrackerClient(DOMAIN_ID) as client:
         assert client.wait_for_services(60), f"node services never appeared; node log:\n{node.log()}"
         assert client.wait_for_subscriber(30), f"node never subscribed; node log:\n{node.log()}"

@@ -32,7 +32,7 @@ def frames(load_davis_frames):
 
 
 def make(checkpoint, **overrides):
-    return create_tracker("siammask", {"weights": str(checkpoint), "device": "cpu", **overrides})
+    return create_tracker("siammask", {"weights": str(checkpoint), "runtime": {"device": "cpu"}, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_small_mask_falls_back_to_the_state_box_and_an_empty_one_is_lost(checkpo
 
 def test_refuses_to_start_without_weights():
     with pytest.raises(MissingWeightsError, match=r"SiamMask_DAVIS\.pth.*SiamMask_VOT\.pth.*--weights"):
-        create_tracker("siammask", {"device": "cpu"})
+        create_tracker("siammask", {"runtime": {"device": "cpu"}})
 
 
 def test_half_precision_needs_cuda(checkpoint):

@@ -17,7 +17,7 @@ BACKENDS = ["csrt", "d3s2"]
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def tracker(request):
-    options = {"device": "cpu"} if request.param == "d3s2" else {}
+    options = {"runtime": {"device": "cpu"}} if request.param == "d3s2" else {}
     return st.create_tracker(request.param, **options)
 
 
@@ -97,15 +97,15 @@ def test_registry_errors():
     with pytest.raises(ConfigError, match="expected a number"):
         st.make_config("d3s2", {"search_scale": "big"})
     with pytest.raises(ConfigError, match="device"):
-        st.create_tracker("d3s2", device="tpu")
+        st.create_tracker("d3s2", runtime={"device": "tpu"})
     assert {"csrt", "d3s2"} <= set(st.available_backends())
 
 
 def test_config_from_yaml(tmp_path):
     path = tmp_path / "tracker.yaml"
-    path.write_text("device: cpu\nsearch_scale: 5.0\ngim_top_k: 5\n")
+    path.write_text("runtime:\n  device: cpu\nsearch_scale: 5.0\ngim_top_k: 5\n")
     config = st.make_config("d3s2", path)
-    assert config.search_scale == 5.0 and config.gim_top_k == 5 and config.device == "cpu"
+    assert config.search_scale == 5.0 and config.gim_top_k == 5 and config.runtime.device == "cpu"
 
 
 def test_box_covering_the_whole_frame_initialises(tracker, scene):
@@ -114,7 +114,7 @@ def test_box_covering_the_whole_frame_initialises(tracker, scene):
 
 
 def test_failed_initialisation_leaves_no_half_built_tracker(scene, monkeypatch):
-    tracker = st.create_tracker("d3s2", device="cpu")
+    tracker = st.create_tracker("d3s2", runtime={"device": "cpu"})
     tracker.initialize(scene, st.Box(120, 80, 60, 50))
 
     def broken(frame, target):
@@ -147,7 +147,7 @@ def test_boxes_far_larger_than_the_image_are_clipped_before_any_work(tracker, sc
 
 def test_validate_target_clips_to_the_image_and_keeps_the_visible_pixels():
     from segtrack_core.geometry import target_to_mask
-    from segtrack_core.types import validate_target
+    from segtrack_core.validation import validate_target
 
     shape = (240, 320)
     assert validate_target(st.Box(-1e300, -5, 2e300, 1e12), shape) == st.Box(0, 0, 320, 240)
@@ -164,7 +164,7 @@ def test_validate_target_clips_to_the_image_and_keeps_the_visible_pixels():
 
 
 def test_float16_box_fields_are_used_as_floats(tracker, scene):
-    from segtrack_core.types import validate_target
+    from segtrack_core.validation import validate_target
 
     half = st.Box(*(np.float16(v) for v in (0, 0, 320, 240)))  # w*h overflows float16
     checked = validate_target(half, scene.shape[:2])

@@ -35,7 +35,7 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.image_conversion import to_byte_array
 from segtrack_core.types import Box, Target
-from segtrack_ros.conversions import image_from_array, ns_to_stamp, points_request, stamp_to_ns, target_request
+from segtrack_ros.conversions import image_from_array, ns_to_stamp, stamp_to_ns, target_request
 
 from .env import CONFIG_DIR, REPO_ROOT, ros_environment
 
@@ -299,13 +299,9 @@ class TrackerClient:
         return future.result()
 
     def set_target(self, target: Target, stamp: Optional[int] = None) -> Any:
-        """Call ~/set_target with a Box, RotatedBox or MaskTarget on the frame stamped ``stamp`` (ns; None:
-        the node's newest)."""
+        """Call ~/set_target with a Box, RotatedBox, MaskTarget or PointsTarget on the frame stamped
+        ``stamp`` (ns; None: the node's newest)."""
         return self.call(self.set_target_client, target_request(target, stamp))
-
-    def set_points(self, foreground: Sequence[Sequence[float]], background: Sequence[Sequence[float]] = (),
-                   stamp: Optional[int] = None) -> Any:
-        return self.call(self.set_target_client, points_request(foreground, background, stamp))
 
     def reset(self) -> Any:
         return self.call(self.reset_client, Trigger.Request())

