@@ -29,7 +29,7 @@ from .geometry import complete_boxes, mask_to_box, target_to_mask
 from .parameter_sets import parameter_sets
 from .prompts import points_to_mask
 from .registry import available_backends, get_backend, make_tracker
-from .models.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
+from .nets.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
 from .trackers.siammask import KNOWN_CHECKPOINTS
 from .io import DataError, FrameSource, VideoWriter, default_data_root, discover_sequences, read_mask, write_mask_png
 from .types import Box, MaskTarget, PointsTarget, Target, TrackResult, TrackState
@@ -332,7 +332,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
         print(f"{name}: {description}")
         backend = get_backend(name)
         needs = ("required (--weights)" if backend.needs_weights else
-                 "optional (--weights)" if backend.has_setting("weights") else "none")
+                 "optional (--weights)" if backend.weights_setting else "none")
         print(f"  weights: {needs}")
         print(f"  parameter sets (--config): {', '.join(parameter_sets(name)) or 'none'}")
         print("  settings (default):")

@@ -24,7 +24,8 @@ class Backend:
     config_cls: Type
     tracker_cls: Type[Tracker]
     description: str
-    needs_weights: bool = False  # refuses to start without a weights file (its config's 'weights')
+    weights_setting: Optional[str] = None  # the (dotted) setting holding its weights file, if it takes one
+    needs_weights: bool = False  # refuses to start without a weights file
 
     def has_setting(self, name: str) -> bool:
         return any(f.name == name for f in dataclasses.fields(self.config_cls))
@@ -37,11 +38,12 @@ class Backend:
 
 BACKENDS: Dict[str, Backend] = {b.name: b for b in (
     Backend("d3s2", D3S2Config, D3S2Tracker, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
-                                             "EfficientNet-Lite ImageNet backbone, online learning)"),
+                                             "EfficientNet-Lite ImageNet backbone, online learning)",
+            weights_setting="features.weights"),
     Backend("csrt", CsrtConfig, CsrtTracker, "OpenCV TrackerCSRT (box only, box filled as mask); baseline"),
     Backend("siammask", SiamMaskConfig, SiamMaskTracker, "SiamMask (sharp) with the official weights "
                                                          "(ResNet-50, RPN + refined mask); needs --weights",
-            needs_weights=True),
+            weights_setting="weights", needs_weights=True),
 )}
 
 
@@ -93,7 +95,7 @@ def make_tracker(name: str, config: ConfigSource = None, device: Optional[str] =
     if device is not None and backend.has_runtime:
         overrides["runtime.device"] = device
     if weights is not None:
-        if not backend.has_setting("weights"):
+        if backend.weights_setting is None:
             raise ConfigError(f"backend {name!r} takes no weights (--weights)")
-        overrides["weights"] = weights
+        overrides[backend.weights_setting] = weights
     return create_tracker(name, config, **overrides)

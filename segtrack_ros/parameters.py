@@ -65,6 +65,8 @@ def backend_overrides(backend: str, values: dict[str, Any], warn: Callable[[str]
             continue
         if key in RUNTIME_KEYS and spec.has_runtime:
             overrides[f"runtime.{key}"] = value
+        elif key == "weights" and spec.weights_setting:
+            overrides[spec.weights_setting] = value
         elif spec.has_setting(key):
             overrides[key] = value
         else:

@@ -9,7 +9,7 @@ import torch
 import segtrack_core as st
 from segtrack_core.geometry import mask_to_box
 from segtrack_core.metrics import region_similarity
-from segtrack_core.models.backbone import PIXEL_MEAN, PIXEL_STD, load_backbone
+from segtrack_core.nets.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, load_backbone
 from segtrack_core.models.dcf import find_peak, gaussian_label
 from segtrack_core.models.gem import DiscriminativeFilter, GemSettings, second_peak
 from segtrack_core.models.gim import GeometricallyInvariantModel
@@ -169,8 +169,9 @@ def test_a_tiny_box_is_its_own_initial_mask(tracker, load_davis_frames):
     swimmer who grows to 50 px) instead of a part GrabCut cannot cut at that size."""
     frames, _ = load_davis_frames("car-shadow", 2)
     tracker.initialize(frames[0], st.Box(400, 150, 12, 10))
-    assert tracker.size_from_mask == pytest.approx((1.0, 1.0))
-    assert tracker.fill_ratio == pytest.approx(1.0)
-    assert tracker._mask_measures_scale
+    state = tracker._state
+    assert state.size_from_mask == pytest.approx((1.0, 1.0))
+    assert state.fill_ratio == pytest.approx(1.0)
+    assert state.mask_measures_scale(tracker.config.scale.mask_fit)
     tracker.initialize(frames[0], st.Box(313, 88, 342, 194))  # the car: GrabCut and passes cut it
-    assert tracker.fill_ratio < 0.95
+    assert tracker._state.fill_ratio < 0.95

@@ -37,7 +37,7 @@ def test_settings_the_backend_has_are_passed_through_and_build_a_tracker(tmp_pat
     tracker = create_tracker("d3s2", None, **overrides)
     assert tracker.config.tracking_threshold == 0.55 and str(tracker.device) == "cpu"
     weights = backend_overrides("d3s2", defaults(weights=str(tmp_path / "w.pt")), warnings.append)
-    assert weights == {"weights": str(tmp_path / "w.pt")} and warnings == []
+    assert weights == {"features.weights": str(tmp_path / "w.pt")} and warnings == []
 
 
 def test_parameter_values_are_checked(tmp_path):

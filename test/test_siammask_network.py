@@ -12,7 +12,7 @@ import torch
 from siammask_reference import manifest, network_reference, save_official_layout, synthetic_state_dict
 
 from segtrack_core.errors import CheckpointError
-from segtrack_core.models.siammask import SiamMaskSharp, load_siammask
+from segtrack_core.nets.siammask import SiamMaskSharp, load_siammask
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ def test_refuses_to_start_without_weights():
 
 def test_half_precision_needs_cuda(checkpoint):
     with pytest.raises(ConfigError, match="half precision needs a CUDA device"):
-        make(checkpoint, half=True)
+        make(checkpoint, runtime={"device": "cpu", "half": True})
 
 
 @pytest.mark.parametrize("bad", [{"lost_threshold": 0.9, "tracking_threshold": 0.5}, {"seg_thr": 1.0},

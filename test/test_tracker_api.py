@@ -95,7 +95,7 @@ def test_registry_errors():
     with pytest.raises(ConfigError, match="unknown key"):
         st.create_tracker("d3s2", {"not_a_field": 1})
     with pytest.raises(ConfigError, match="expected a number"):
-        st.make_config("d3s2", {"search_scale": "big"})
+        st.make_config("d3s2", {"features": {"search_scale": "big"}})
     with pytest.raises(ConfigError, match="device"):
         st.create_tracker("d3s2", runtime={"device": "tpu"})
     assert {"csrt", "d3s2"} <= set(st.available_backends())
@@ -103,9 +103,9 @@ def test_registry_errors():
 
 def test_config_from_yaml(tmp_path):
     path = tmp_path / "tracker.yaml"
-    path.write_text("runtime:\n  device: cpu\nsearch_scale: 5.0\ngim_top_k: 5\n")
+    path.write_text("runtime:\n  device: cpu\nfeatures:\n  search_scale: 5.0\ngim:\n  top_k: 5\n")
     config = st.make_config("d3s2", path)
-    assert config.search_scale == 5.0 and config.gim_top_k == 5 and config.runtime.device == "cpu"
+    assert config.features.search_scale == 5.0 and config.gim.top_k == 5 and config.runtime.device == "cpu"
 
 
 def test_box_covering_the_whole_frame_initialises(tracker, scene):
@@ -113,19 +113,29 @@ def test_box_covering_the_whole_frame_initialises(tracker, scene):
     assert tracker.track(scene).mask.shape == scene.shape[:2]
 
 
-def test_failed_initialisation_leaves_no_half_built_tracker(scene, monkeypatch):
-    tracker = st.create_tracker("d3s2", runtime={"device": "cpu"})
-    tracker.initialize(scene, st.Box(120, 80, 60, 50))
+@pytest.mark.parametrize("failing_step", ["segtrack_core.trackers.d3s2.box_init.box_proxy_mask",
+                                          "segtrack_core.models.gem.DiscriminativeFilter.initialize"])
+def test_a_failed_initialisation_keeps_the_current_target(scene, monkeypatch, failing_step):
+    """A failure deep inside initialisation (GrabCut, the GEM's training, out of memory) after work on
+    the new target has started leaves the tracker following its old target, exactly as before."""
+    tracker, untouched = (st.create_tracker("d3s2", runtime={"device": "cpu"}) for _ in range(2))
+    for t in (tracker, untouched):
+        t.initialize(scene, st.Box(120, 80, 60, 50))
+        t.track(scene)
 
-    def broken(frame, target):
-        raise RuntimeError("backend failure")
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("out of memory")
 
-    monkeypatch.setattr(tracker, "_initialize", broken)
-    with pytest.raises(RuntimeError):
-        tracker.initialize(scene, st.Box(100, 60, 60, 50))
-    assert not tracker.initialized
-    with pytest.raises(NotInitializedError):
-        tracker.track(scene)
+    monkeypatch.setattr(failing_step, out_of_memory)
+    with pytest.raises(MemoryError):
+        tracker.initialize(scene, st.Box(100, 60, 70, 60))
+    monkeypatch.undo()
+    assert tracker.initialized
+    moved = np.roll(scene, (3, 4), axis=(0, 1))
+    for _ in range(2):
+        mine, reference = tracker.track(moved), untouched.track(moved)
+        assert np.array_equal(mine.mask, reference.mask) and mine.box == reference.box
+        assert mine.score == reference.score
 
 
 @pytest.mark.parametrize("target", [

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbone import PIXEL_MEAN, PIXEL_STD, EfficientNetLite
+from ..nets.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, EfficientNetLite
 
 DESCRIPTOR_STRIDE = 8
 
@@ -60,13 +60,28 @@ class SearchRegion:
         by = ((0.5 - self.cy) * self.scale + self.size / 2) / stride - 0.5
         return np.array([[a, 0.0, bx], [0.0, a, by]])
 
+    def resampled_window_to_cell_matrix(self, x0: int, y0: int, fx: float, fy: float, stride: int) -> np.ndarray:
+        """2x3 affine from the pixel indices of an image window starting at (x0, y0) and resampled by
+        (fx, fy) window pixels per pixel, to cell indices (for cv2.warpAffine with WARP_INVERSE_MAP)."""
+        to_window = np.array([[fx, 0, x0 + 0.5 * fx - 0.5], [0, fy, y0 + 0.5 * fy - 0.5], [0, 0, 1]])
+        return (np.vstack([self.image_index_to_cell_matrix(stride), [0, 0, 1]]) @ to_window)[:2]
+
     def crop(self, frame: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         return cv2.warpAffine(frame, self.image_to_crop_matrix(), (self.size, self.size),
                               flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
+@dataclass(frozen=True)
+class Projection:
+    """A target's PCA of its first-frame descriptors: the dimensionality reduction used from then on."""
+
+    mean: torch.Tensor  # (C_in,)
+    matrix: torch.Tensor  # (C_in, D)
+
+
 class DescriptorExtractor:
-    """Backbone + projection to the tracking descriptor, on a given device and precision."""
+    """Backbone on a given device and precision -> raw stride-8 features; their projection to the tracking
+    descriptor is per target (``Projection``), so the extractor holds no target state."""
 
     def __init__(self, backbone: EfficientNetLite, feature_dim: int, device: torch.device,
                  half: bool) -> None:
@@ -78,8 +93,6 @@ class DescriptorExtractor:
         if device.type == "cpu":
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.feature_dim = feature_dim
-        self.projection: torch.Tensor | None = None  # (C_in, D)
-        self.mean: torch.Tensor | None = None  # (C_in,)
 
     def _to_tensor(self, crop_bgr: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(crop_bgr).to(self.device)
@@ -98,15 +111,16 @@ class DescriptorExtractor:
         f16 = F.normalize(f16, dim=1)
         return torch.cat([f8, f16], dim=1)[0].contiguous()
 
-    def fit_projection(self, raw: torch.Tensor) -> None:
-        """PCA of the first frame's descriptors: the dimensionality reduction used from then on."""
+    def fit_projection(self, raw: torch.Tensor) -> Projection:
+        """PCA of the first frame's raw features."""
         vectors = raw.flatten(1).t()
-        self.mean = vectors.mean(dim=0)
-        _, _, vh = torch.linalg.svd(vectors - self.mean, full_matrices=False)
-        self.projection = vh[: self.feature_dim].t().contiguous()
+        mean = vectors.mean(dim=0)
+        _, _, vh = torch.linalg.svd(vectors - mean, full_matrices=False)
+        return Projection(mean, vh[: self.feature_dim].t().contiguous())
 
-    def project(self, raw: torch.Tensor) -> torch.Tensor:
-        """(C_in, H, W) raw -> (D, H, W) unit-norm descriptor."""
-        channels, height, width = raw.shape
-        reduced = (raw.flatten(1).t() - self.mean) @ self.projection
-        return F.normalize(reduced, dim=1).t().reshape(-1, height, width)
+
+def project(raw: torch.Tensor, projection: Projection) -> torch.Tensor:
+    """(C_in, H, W) raw features -> (D, H, W) unit-norm descriptor."""
+    channels, height, width = raw.shape
+    reduced = (raw.flatten(1).t() - projection.mean) @ projection.matrix
+    return F.normalize(reduced, dim=1).t().reshape(-1, height, width)

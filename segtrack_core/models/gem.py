@@ -16,18 +16,20 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_weight
 
+from ..config import setting
+
 
 @dataclass(frozen=True)
 class GemSettings:
-    filter_size: int = 5  # spatial support in descriptor cells (odd)
-    regularization: float = 0.05  # on ||f||^2, against a per-cell mean squared error
-    learning_rate: float = 0.05  # weight of a new sample against the memory
-    hard_negative_rate: float = 0.15  # weight of a sample that had a distractor peak
-    init_weight_floor: float = 0.25  # the first-frame samples keep at least this share of the weight
-    memory: int = 12  # training samples kept (first-frame samples included)
-    init_iterations: int = 25  # conjugate-gradient iterations on the first frame
-    update_iterations: int = 2  # per update
-    update_interval: int = 5  # reliable frames between updates (a hard negative updates at once)
+    filter_size: int = setting(5, "spatial support of the filter in descriptor cells (odd)")
+    regularization: float = setting(0.05, "weight of ||f||^2 against the per-cell mean squared error")
+    learning_rate: float = setting(0.05, "weight of a new sample against the memory")
+    hard_negative_rate: float = setting(0.15, "weight of a sample that had a distractor peak")
+    init_weight_floor: float = setting(0.25, "share of the weight the first-frame samples always keep")
+    memory: int = setting(12, "training samples kept (first-frame samples included)")
+    init_iterations: int = setting(25, "conjugate-gradient iterations on the first frame")
+    update_iterations: int = setting(2, "conjugate-gradient iterations per update")
+    update_interval: int = setting(5, "reliable frames between updates (a hard negative updates at once)")
 
 
 class DiscriminativeFilter:

@@ -110,28 +110,3 @@ def logit(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:
     p = np.clip(p, eps, 1 - eps)
     return np.log(p / (1 - p))
 
-
-def grabcut_proxy(frame: np.ndarray, box: tuple[int, int, int, int], max_side: int,
-                  iterations: int) -> np.ndarray | None:
-    """Proxy mask for a box initialisation: GrabCut inside the box on a downscaled window (bool HxW), or
-    None when the box leaves no background around it."""
-    height, width = frame.shape[:2]
-    x, y, w, h = box
-    margin_x, margin_y = max(8, w // 4), max(8, h // 4)
-    x0, y0 = max(0, x - margin_x), max(0, y - margin_y)
-    x1, y1 = min(width, x + w + margin_x), min(height, y + h + margin_y)
-    factor = min(1.0, max_side / max(x1 - x0, y1 - y0))
-    window = frame[y0:y1, x0:x1]
-    small = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else window
-    rect = (int((x - x0) * factor), int((y - y0) * factor), max(2, int(w * factor)), max(2, int(h * factor)))
-    if rect[0] <= 0 and rect[1] <= 0 and rect[0] + rect[2] >= small.shape[1] and rect[1] + rect[3] >= small.shape[0]:
-        return None  # the box fills the image: no background to learn from
-    labels = np.zeros(small.shape[:2], np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(np.ascontiguousarray(small), labels, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
-    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
-    if factor < 1:
-        fg = cv2.resize(fg, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-    mask = np.zeros((height, width), bool)
-    mask[y0:y1, x0:x1] = fg.astype(bool)
-    return mask

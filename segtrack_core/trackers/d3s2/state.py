@@ -1,0 +1,37 @@
+"""One target's D3S2 state: everything tracking it needs besides the model (backbone) and the config.
+
+``initialize`` builds a new state and swaps it in whole, so a failure half-way keeps the current target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...models.features import Projection
+from ...models.gem import DiscriminativeFilter
+from ...models.gim import GeometricallyInvariantModel
+from ...models.refine import ColorModel
+from ...types import TrackState
+
+
+@dataclass
+class D3S2State:
+    projection: Projection  # PCA of the first frame's features
+    gem: DiscriminativeFilter
+    gim: GeometricallyInvariantModel
+    color: ColorModel
+    center: tuple[float, float]
+    size: tuple[float, float]  # inherent target size (w, h)
+    fill_ratio: float = 1.0  # mask area / (w * h) of the inherent size
+    peak_reference: float = 1.0  # running GEM peak on reliable frames
+    size_from_mask: tuple[float, float] = (1.0, 1.0)  # inherent size / mask box size, fixed at initialisation
+    center_from_mask: tuple[float, float] = (0.0, 0.0)  # (center - mask box center) / mask box size, likewise
+    mask_aspect: float = 1.0  # mask box width / height on the first frame
+    state: TrackState = TrackState.TRACKING
+    velocity: tuple[float, float] = (0.0, 0.0)  # pixels per frame
+    weak_frames: int = 0  # consecutive frames scored below lost_threshold
+
+    def mask_measures_scale(self, fit: float) -> bool:
+        """Whether the first-frame mask covered the given target (its box within ``fit`` per side), so that
+        the mask's box is the object's box."""
+        return all(1.0 / fit <= r <= fit for r in self.size_from_mask)

@@ -1,0 +1,354 @@
+"""The D3S2 algorithm: a model (backbone + config) applied to one target's state (``D3S2State``)."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+
+from ...geometry import box_to_rotated_box, mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
+from ...models.dcf import find_peak, gaussian_label, label_sigma, location_channel
+from ...models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion, project
+from ...models.gem import DiscriminativeFilter, second_peak
+from ...models.gim import GeometricallyInvariantModel
+from ...models.refine import ColorModel, fuse, guided_filter, keep_target_components, logit
+from ...nets.efficientnet_lite import load_backbone
+from ...runtime import start_runtime
+from ...stopwatch import Stopwatch
+from ...types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from ..base import Tracker
+from .box_init import bootstrap_memories, box_init_mask, least_background_like
+from .config import D3S2Config
+from .state import D3S2State
+
+
+class _Segmentation(NamedTuple):
+    mask: np.ndarray  # full-resolution bool
+    window: tuple[int, int, int, int]  # (x0, y0, x1, y1): the mask is empty outside it
+    mean_probability: float  # mean refined probability over the mask
+    bg_similarity: torch.Tensor  # GIM background-similarity channel of the search region
+
+
+class D3S2Tracker(Tracker):
+    name = "d3s2"
+
+    def __init__(self, config: D3S2Config) -> None:
+        super().__init__()
+        self.config = config
+        self._device = start_runtime(config.runtime)
+        backbone = load_backbone(config.features.backbone, config.features.weights or None)
+        self.extractor = DescriptorExtractor(backbone, config.features.feature_dim, self._device,
+                                             config.runtime.half)
+        self._state: D3S2State | None = None
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    def reset(self) -> None:
+        super().reset()
+        self._state = None
+
+    # ---------------------------------------------------------------- geometry helpers
+    def _region(self, s: D3S2State, search_scale: float | None = None) -> SearchRegion:
+        return self._search_region(s.center, s.size, search_scale)
+
+    def _search_region(self, center: tuple[float, float], target_size: tuple[float, float],
+                       search_scale: float | None = None) -> SearchRegion:
+        """Search region around ``center``; a larger ``search_scale`` keeps the feature scale by growing the
+        input size in proportion."""
+        features = self.config.features
+        scale = features.search_scale if search_scale is None else search_scale
+        size = int(round(features.input_size * scale / features.search_scale / 16)) * 16
+        pixels_per_input_pixel = (features.search_scale * math.sqrt(target_size[0] * target_size[1])
+                                  / features.input_size)
+        return SearchRegion(center[0], center[1], size * pixels_per_input_pixel, size)
+
+    def _redetect(self, s: D3S2State, frame: np.ndarray) -> None:
+        """While lost: scan a larger region (features at the tracking scale) with the GEM and move the
+        center to its strongest response; the tracking pass that follows decides whether it is the target."""
+        region = self._region(s, self.config.confidence.redetect_scale)
+        peak = find_peak(s.gem.response(self._describe(s, frame, region)))
+        x, y = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
+        height, width = frame.shape[:2]
+        s.center = (min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height)))
+
+    @staticmethod
+    def _size_cells(s: D3S2State, region: SearchRegion) -> tuple[float, float]:
+        return (s.size[0] * region.scale / DESCRIPTOR_STRIDE, s.size[1] * region.scale / DESCRIPTOR_STRIDE)
+
+    def _coverage(self, mask: np.ndarray, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
+        """Fraction of each descriptor cell covered by the full-resolution ``mask``."""
+        crop = region.crop(mask.astype(np.float32))
+        cells = cv2.resize(crop, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(cells).to(self._device)
+
+    def _label(self, s: D3S2State, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
+        center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
+        sigma = label_sigma(self._size_cells(s, region), self.config.gem.label_sigma)
+        return gaussian_label(grid[0], grid[1], center, sigma, self._device)
+
+    @staticmethod
+    def _window(s: D3S2State, center: tuple[float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Image window (x0, y0, x1, y1) of twice the target size around ``center``, clipped."""
+        (cx, cy), (w, h) = center, s.size
+        x0, y0 = int(max(0, math.floor(cx - w))), int(max(0, math.floor(cy - h)))
+        x1, y1 = int(min(shape[1], math.ceil(cx + w))), int(min(shape[0], math.ceil(cy + h)))
+        return x0, y0, x1, y1
+
+    def _describe(self, s: D3S2State, frame: np.ndarray, region: SearchRegion) -> torch.Tensor:
+        return self._describe_crop(s, region.crop(frame))
+
+    def _describe_crop(self, s: D3S2State, crop: np.ndarray) -> torch.Tensor:
+        return project(self.extractor.raw(crop), s.projection)
+
+    # ---------------------------------------------------------------- core pass
+    def _segment(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
+                 peak_cell: tuple[float, float], location_weight: float, watch: Stopwatch) -> _Segmentation:
+        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
+        cfg = self.config.segmentation
+        with watch.stage("gim"):
+            grid = descriptor.shape[-2:]
+            location = location_channel(grid[0], grid[1], peak_cell, self._size_cells(s, region),
+                                        cfg.location_sigma, self._device)
+            fg, bg, _ = s.gim.channels(descriptor)
+            coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias)
+            coarse = coarse.float().cpu().numpy()
+
+        with watch.stage("refine"):
+            height, width = frame.shape[:2]
+            px, py = region.cell_to_image(peak_cell[0], peak_cell[1], DESCRIPTOR_STRIDE)
+            w, h = s.size
+            x0, y0, x1, y1 = self._window(s, (px, py), frame.shape[:2])
+            mask = np.zeros((height, width), dtype=bool)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                return _Segmentation(mask, (x0, y0, x1, y1), 0.0, bg)
+            factor = min(1.0, cfg.refine_max_side / max(x1 - x0, y1 - y0))
+            rw, rh = max(2, int(round((x1 - x0) * factor))), max(2, int(round((y1 - y0) * factor)))
+            fx, fy = (x1 - x0) / rw, (y1 - y0) / rh  # window pixels per refinement pixel
+            matrix = region.resampled_window_to_cell_matrix(x0, y0, fx, fy, DESCRIPTOR_STRIDE)
+            probability = cv2.warpAffine(coarse, matrix, (rw, rh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            window = frame[y0:y1, x0:x1]
+            guide = cv2.resize(window, (rw, rh), interpolation=cv2.INTER_AREA) if factor < 1 else window
+            color = s.color.posterior(guide)
+            probability = 1.0 / (1.0 + np.exp(-(logit(probability) + cfg.color_weight * logit(color))))
+            radius = max(1, int(round(cfg.refine_radius * math.sqrt(w * h) / max(fx, fy))))
+            refined = guided_filter(guide.astype(np.float32) / 255.0, probability, radius, cfg.refine_eps)
+            if factor < 1:
+                refined = cv2.resize(refined, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            window_mask = refined > cfg.mask_threshold
+            anchor = np.zeros_like(window_mask)
+            ax0, ay0 = int(max(0, px - 0.5 * w - x0)), int(max(0, py - 0.5 * h - y0))
+            ax1, ay1 = int(max(0, px + 0.5 * w - x0 + 1)), int(max(0, py + 0.5 * h - y0 + 1))
+            anchor[ay0:ay1, ax0:ax1] = True
+            window_mask = keep_target_components(window_mask, anchor)
+            mask[y0:y1, x0:x1] = window_mask
+            mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
+        return _Segmentation(mask, (x0, y0, x1, y1), mean_probability, bg)
+
+    def _learn_colors(self, s: D3S2State, frame: np.ndarray, mask: np.ndarray, update: bool) -> None:
+        x0, y0, x1, y1 = self._window(s, s.center, frame.shape[:2])
+        window, fg = frame[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+        (s.color.update if update else s.color.initialize)(window, fg, ~fg)
+
+    # ---------------------------------------------------------------- initialisation
+    def _initialize(self, frame: np.ndarray, target: Target) -> None:
+        cfg = self.config
+        shape = frame.shape[:2]
+        proxy = target_to_mask(target, shape)
+        if isinstance(target, Box):
+            box = target
+        elif isinstance(target, RotatedBox):
+            box = rotated_box_to_box(target)
+        else:
+            box = mask_to_box(proxy)
+        # Everything is built into a new state, swapped in at the end: a failure keeps the current target.
+        size = (max(box.w, cfg.box_init.min_size), max(box.h, cfg.box_init.min_size))
+        region = self._search_region(box.center, size)
+        raw = self.extractor.raw(region.crop(frame))
+        s = D3S2State(
+            projection=self.extractor.fit_projection(raw), gem=DiscriminativeFilter(cfg.gem),
+            gim=GeometricallyInvariantModel(cfg.gim.fg_capacity, cfg.gim.bg_capacity, cfg.gim.top_k,
+                                            cfg.segmentation.fusion_temperature),
+            color=ColorModel(cfg.segmentation.color_bins, cfg.segmentation.color_learning_rate),
+            center=box.center, size=size)
+        descriptor = project(raw, s.projection)
+        grid = descriptor.shape[-2:]
+        self._initialize_gem(s, frame, region, descriptor)
+
+        center_cell = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
+        if isinstance(target, MaskTarget) or min(box.w, box.h) < cfg.box_init.small_box_side:
+            # A mask as given; a box too small for GrabCut and coarse features to cut is its own best mask.
+            mask = proxy
+        else:
+            box_cells = self._coverage(proxy, region, grid)
+
+            def refine_pass(mask: np.ndarray) -> np.ndarray:
+                bootstrap_memories(s.gim, descriptor, self._coverage(mask, region, grid), box_cells,
+                                   cfg.box_init, cfg.gim)
+                self._learn_colors(s, frame, mask, update=False)
+                # Without the location prior: the box center is not necessarily on the object.
+                return self._segment(s, frame, region, descriptor, center_cell, 0.0, Stopwatch()).mask
+
+            mask = box_init_mask(frame, box, proxy, cfg.box_init, refine_pass)
+        coverage = self._coverage(mask, region, grid)
+        fg_cells = coverage >= min(cfg.gim.init_fg_coverage, float(coverage.max()) * 0.9)
+        s.gim.initialize(descriptor, fg_cells, coverage <= cfg.gim.init_bg_coverage)
+        self._learn_colors(s, frame, mask, update=False)
+        mask_box = mask_to_box(mask)
+        s.size_from_mask = (s.size[0] / mask_box.w, s.size[1] / mask_box.h)
+        mcx, mcy = mask_box.center
+        s.center_from_mask = ((s.center[0] - mcx) / mask_box.w, (s.center[1] - mcy) / mask_box.h)
+        s.mask_aspect = mask_box.w / mask_box.h
+        s.fill_ratio = float(mask.sum()) / (s.size[0] * s.size[1])
+        self._state = s
+
+    def _initialize_gem(self, s: D3S2State, frame: np.ndarray, region: SearchRegion,
+                        descriptor: torch.Tensor) -> None:
+        """Train the GEM on the first frame and augmented views of it (shifted regions, a mirror image, a
+        blur), as ATOM and D3S2 do, so that one frame gives a filter that generalises."""
+        grid = descriptor.shape[-2:]
+        shift = self.config.gem.init_shift * region.side
+        regions = [region] + [SearchRegion(region.cx + dx, region.cy + dy, region.side, region.size)
+                              for dx, dy in ((shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift))]
+        samples = [descriptor] + [self._describe(s, frame, r) for r in regions[1:]]
+        labels = [self._label(s, r, grid) for r in regions]
+        crop = region.crop(frame)
+        samples.append(self._describe_crop(s, np.ascontiguousarray(crop[:, ::-1])))
+        labels.append(labels[0].flip(-1))
+        samples.append(self._describe_crop(s, cv2.GaussianBlur(crop, (0, 0), 1.5)))
+        labels.append(labels[0])
+        s.gem.initialize(torch.stack(samples), torch.stack(labels))
+        s.peak_reference = max(float(s.gem.response(descriptor).max()), 1e-3)
+
+    # ---------------------------------------------------------------- tracking
+    def _track(self, frame: np.ndarray) -> TrackResult:
+        cfg, s = self.config, self._state
+        watch = Stopwatch()
+        previous_center = s.center
+        if s.state is TrackState.LOST:
+            with watch.stage("redetect"):
+                self._redetect(s, frame)
+        else:
+            # Constant-velocity prediction keeps fast targets inside the search region.
+            height, width = frame.shape[:2]
+            s.center = (min(max(s.center[0] + s.velocity[0], 0.0), float(width)),
+                        min(max(s.center[1] + s.velocity[1], 0.0), float(height)))
+        predicted_center = s.center
+        region = self._region(s)
+        with watch.stage("features"):
+            descriptor = self._describe(s, frame, region)
+        with watch.stage("gem"):
+            response = s.gem.response(descriptor)
+            peak = find_peak(response)
+            dcf_quality = float(np.clip(peak.value / s.peak_reference, 0.0, 1.0))
+
+        segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
+                                     cfg.segmentation.location_weight, watch)
+        with watch.stage("update"):
+            result = self._conclude(s, frame, region, descriptor, response, peak, dcf_quality, segmentation,
+                                    previous_center, predicted_center)
+        result.timings = watch.finish()
+        return result
+
+    def _conclude(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
+                  response: torch.Tensor, peak, dcf_quality: float, segmentation: _Segmentation,
+                  previous_center: tuple[float, float], predicted_center: tuple[float, float]) -> TrackResult:
+        """Score and state of the frame, the new target geometry, model updates and the reported boxes."""
+        cfg = self.config
+        mask, mean_probability = segmentation.mask, segmentation.mean_probability
+        x0, y0, x1, y1 = segmentation.window
+        window_mask = mask[y0:y1, x0:x1]  # the mask is empty outside its window: measure only there
+        area = float(window_mask.sum())
+        expected_area = s.fill_ratio * s.size[0] * s.size[1]
+        area_ratio = area / max(expected_area, 1.0)
+        area_quality = min(area_ratio, 1.0 / area_ratio) if area > 0 else 0.0
+        mask_quality = max(0.0, 2.0 * mean_probability - 1.0)
+        weights = cfg.confidence
+        score = float(np.clip(weights.gem_weight * dcf_quality + weights.mask_weight * mask_quality
+                              + weights.area_weight * area_quality, 0.0, 1.0))
+
+        # One weak frame (blur, a partial occlusion) is uncertain; only a run of them is a loss.
+        s.weak_frames = s.weak_frames + 1 if score < cfg.lost_threshold else 0
+        recovering = s.state is TrackState.LOST
+        if (recovering and score < cfg.tracking_threshold) or s.weak_frames >= cfg.confidence.lost_patience:
+            state = TrackState.LOST
+        elif score < cfg.tracking_threshold:
+            state = TrackState.UNCERTAIN
+        else:
+            state = TrackState.TRACKING
+        s.state = state
+
+        peak_image = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
+        if state is TrackState.LOST:
+            s.velocity = (0.0, 0.0)
+            return TrackResult(np.zeros_like(mask), score, None, None, state)
+
+        scale = cfg.scale
+        measures_scale = s.mask_measures_scale(scale.mask_fit)
+        consistent = 1.0 / scale.max_area_change <= area_ratio <= scale.max_area_change  # so the mask is not empty
+        mask_box = None
+        if area > 0:
+            wbox = mask_to_box(window_mask)
+            mask_box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h)
+        if consistent:
+            # The tracked box keeps the offset and size ratio it had to the mask's box on the first frame,
+            # so a mask that covers part of the object (the salient part of a box) still gives its box.
+            if measures_scale:
+                mcx, mcy = mask_box.center
+                s.center = (mcx + s.center_from_mask[0] * mask_box.w, mcy + s.center_from_mask[1] * mask_box.h)
+            else:
+                # The part a partial mask covers drifts (a shirt, then shirt and legs); the GEM, trained
+                # with its label at the box centre, localises the box itself.
+                s.center = peak_image
+            aspect = mask_box.w / mask_box.h
+            steady = abs(math.log(aspect / s.mask_aspect)) <= math.log(scale.max_aspect_change)
+            if state is TrackState.TRACKING and steady and measures_scale:
+                step, rate = scale.max_step, scale.learning_rate
+                measured = (mask_box.w * s.size_from_mask[0], mask_box.h * s.size_from_mask[1])
+                measured = tuple(min(max(m, z / step), z * step) for z, m in zip(s.size, measured))
+                s.size = tuple((1 - rate) * z + rate * m for z, m in zip(s.size, measured))
+        elif score < cfg.lost_threshold:
+            s.center = predicted_center  # too weak to trust the peak (occlusion): coast on the motion
+            steady = False
+        else:
+            s.center = peak_image
+            steady = False
+        motion = cfg.motion
+        if state is TrackState.TRACKING:
+            rate = motion.velocity_rate
+            moved = (s.center[0] - previous_center[0], s.center[1] - previous_center[1])
+            s.velocity = tuple((1 - rate) * v + rate * m for v, m in zip(s.velocity, moved))
+        else:
+            s.velocity = tuple(motion.velocity_decay * v for v in s.velocity)
+        if state is TrackState.TRACKING and score >= cfg.confidence.update_threshold and steady:
+            # A second peak close to the first is a look-alike: the GEM learns this frame as a hard negative.
+            distractor = second_peak(response, (peak.x, peak.y), self._size_cells(s, region)) > (
+                cfg.gem.distractor_ratio * peak.value)
+            self._update_models(s, frame, mask, descriptor, region, segmentation.bg_similarity, distractor)
+            rate = cfg.gem.peak_reference_rate
+            s.peak_reference = (1 - rate) * s.peak_reference + rate * peak.value
+        # The mask's box is the object's box only if the mask covered the object on the first frame.
+        if mask_box is not None and measures_scale:
+            box = mask_box
+            wrot = mask_to_rotated_box(window_mask)
+            rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
+        else:
+            box = Box(s.center[0] - 0.5 * s.size[0], s.center[1] - 0.5 * s.size[1], *s.size)
+            rotated = box_to_rotated_box(box)
+        return TrackResult(mask, score, box, rotated, state)
+
+    def _update_models(self, s: D3S2State, frame: np.ndarray, mask: np.ndarray, descriptor: torch.Tensor,
+                       region: SearchRegion, bg_similarity: torch.Tensor, distractor: bool) -> None:
+        gim = self.config.gim
+        grid = descriptor.shape[-2:]
+        coverage = self._coverage(mask, region, grid)
+        fg_cells = least_background_like(coverage >= gim.update_fg_coverage, bg_similarity, gim.update_keep)
+        s.gim.update(descriptor, fg_cells, coverage <= gim.update_bg_coverage)
+        self._learn_colors(s, frame, mask, update=True)
+        # The GEM learns on the region the descriptor came from, with the label at the new center.
+        s.gem.update(descriptor, self._label(s, region, grid), hard_negative=distractor)
