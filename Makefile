@@ -35,11 +35,11 @@ bench: venv
 
 # The ROS node end to end: a DAVIS clip played as a 24 fps camera topic, target set via ~/set_target.
 ros-demo: venv ros
-	$(PY) -m segtrack_ros.demo --frames $(DATA)/davis2016/car-shadow/frames --out $(OUT)/ros_demo
+	PYTHONPATH=scripts $(PY) -m ros_harness.demo --frames $(DATA)/davis2016/car-shadow/frames --out $(OUT)/ros_demo
 
 # The node's own latency overhead (latency minus tracker time) at 640x480 and 1920x1080.
 ros-bench: venv ros
-	$(PY) -m segtrack_ros.bench --sequence $(DATA)/davis2016/car-shadow --out $(OUT)/ros_bench.json
+	PYTHONPATH=scripts $(PY) -m ros_harness.bench --sequence $(DATA)/davis2016/car-shadow --out $(OUT)/ros_bench.json
 
 clean:
 	rm -rf $(VENV) $(OUT) build install log

@@ -1,10 +1,9 @@
 """ROS 2 lifecycle node `segtrack`: camera images in, target mask / boxes / state out.
 
-Latency first: the image callback only parks the newest frame in a one-slot mailbox (a frame replaced
-before the worker took it is dropped and counted), and a dedicated worker thread runs the tracker. Service
-requests that touch the tracker are queued to that same worker, so they never race it; the handlers await
-the worker as coroutines, so the one executor thread keeps taking images and answering other requests
-meanwhile. All tracking logic lives in segtrack_core.
+The node is lifecycle, parameters, pub/sub wiring and diagnostics. Tracking runs on a TrackingWorker
+(segtrack_ros.worker) thread fed by the image callback; service handlers await the worker's futures as
+coroutines, so the one executor thread keeps taking images and answering other requests meanwhile. All
+tracking logic lives in segtrack_core, every message conversion in segtrack_ros.conversions.
 """
 
 from __future__ import annotations
@@ -12,16 +11,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import statistics
 import threading
 import time
 import traceback
-from collections import deque
-from typing import Any, Callable, NamedTuple, Optional
+from concurrent.futures import Future
+from typing import Any, Callable, Optional
 
-import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -33,78 +29,28 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
 from std_srvs.srv import SetBool, Trigger
 from vision_msgs.msg import Detection2DArray
 
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
-from segtrack_core import SegtrackError, TrackResult, TrackState, create_tracker
-from segtrack_core.errors import ConfigError, InvalidFrameError
-from segtrack_core.image_conversion import compressed_to_bgr, image_msg_to_bgr
+from segtrack_core import SegtrackError, create_tracker
+from segtrack_core.errors import ConfigError
 from segtrack_core.registry import get_backend, make_config
 from segtrack_core.visualize import draw_overlay
 
-from . import messages
+from . import conversions
 from .cdr import parse_image
-from .frame_buffer import FrameRing, Mailbox
+from .frame_buffer import FrameRing
+from .frames import CompressedFrame, InputFrame, RawFrame
 from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMETERS, THRESHOLDS, backend_overrides,
                          parameter_error)
+from .worker import LOG_THROTTLE_S, Tracked, TrackingWorker
 
 WORKER_JOIN_TIMEOUT_S = 10.0
-LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
 MIB = 1 << 20
 STOP_POLL_S = 0.1  # how often the executor loop looks for a SIGINT/SIGTERM
-# A frame older than the target's frame by more than this is a clock jump (clock reset, bag loop, a target
-# set on a future-stamped frame), not a frame that was in flight when the target was set.
-STAMP_JUMP_NS = 1_000_000_000
-# Stamps further ahead of this node's clock than this are reported (unsynchronised camera clock).
-FUTURE_STAMP_NS = 1_000_000_000
-
-
-class InputFrame(NamedTuple):
-    """A received image, not yet converted: a RawImage (zero-copy view of a serialized Image) or a
-    sensor_msgs/CompressedImage."""
-
-    image: Any
-    compressed: bool
-    stamp_ns: int
-    received_ns: int  # system time when the callback got it
-
-    def to_bgr(self) -> np.ndarray:
-        return compressed_to_bgr(self.image.data) if self.compressed else image_msg_to_bgr(self.image)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of image data it holds."""
-        return len(self.image.data)
-
-    def header(self) -> Header:
-        if self.compressed:
-            return self.image.header
-        raw = self.image
-        return Header(stamp=Time(sec=raw.stamp_sec, nanosec=raw.stamp_nanosec), frame_id=raw.frame_id)
-
-
-class TargetRequestError(SegtrackError):
-    """A set_target request cannot be served (no frame yet, unknown stamp, node inactive)."""
-
-
-@dataclasses.dataclass
-class Stats:
-    """Counters for /diagnostics; written by the worker, read by the diagnostics timer."""
-
-    processed: int = 0
-    bad_frames: int = 0
-    future_stamped: int = 0  # frames stamped more than FUTURE_STAMP_NS ahead of the node's clock
-    stamp_jumps: int = 0  # stamps that went back by more than STAMP_JUMP_NS; tracking went on
-    out_of_order: int = 0  # frames just older than the target's frame, skipped
-    state: str = "no target"
-    # Recent per-frame times (ms): stamp -> publish, tracker, stamp -> image callback (transport),
-    # callback -> worker start (mailbox wait), worker time outside the tracker (node processing).
-    samples: dict = dataclasses.field(default_factory=lambda: {
-        name: deque(maxlen=256) for name in ("latency", "tracker", "transport", "wait", "processing")})
 
 
 def qos_profile(reliability: str, depth: int) -> QoSProfile:
@@ -145,29 +91,22 @@ class SegtrackNode(LifecycleNode):
         # gets its own group so images, the wake-up below and other requests still get through.
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()
-        # Wakes the executor when the worker finished a service request (see _run_on_worker).
+        # Wakes the executor when the worker finished a service request (see _call_worker).
         self._wake = self.create_guard_condition(lambda: None, callback_group=ReentrantCallbackGroup())
         self._params: dict[str, Any] = {}
         self._tracker = None
         self._device = ""
         self._target_pub = self._mask_pub = self._detections_pub = self._debug_pub = None
         self._diagnostics_pub = None
-        self._mailbox: Optional[Mailbox[InputFrame]] = None
         self._ring: Optional[FrameRing[InputFrame]] = None
-        self._worker: Optional[threading.Thread] = None
+        self._worker: Optional[TrackingWorker] = None  # exists while configured; its thread while active
         self._subscriptions_active: list = []
         self._tracker_services: list = []
         self._diagnostics_timer = None
         self._image_topic = ""
-        self._target_id = 0
-        self._init_stamp_ns: Optional[int] = None
-        self._enabled = True
         self._debug_enabled = True
         self._threshold_defaults: dict[str, float] = {}
-        self._stats = Stats()
-        self._stats_lock = threading.Lock()
-        self._last_diagnostics = (time.monotonic(), 0, 0, 0)
-        self._mask_writer = messages.MaskImageWriter()
+        self._mask_writer = conversions.MaskImageWriter()
         # The worker publishes only while this is set, checked under the lock: once the worker is stopped
         # (deactivate, shutdown) a frame it is still finishing can never publish on a dead context.
         self._outputs_lock = threading.Lock()
@@ -200,14 +139,12 @@ class SegtrackNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._params = params
         self._device = self._tracker.device
-        self._enabled = params["enabled"]
+        self._worker = TrackingWorker(self._tracker, self._ring, self._publish,
+                                      lambda: self.get_clock().now().nanoseconds, self.get_logger(),
+                                      enabled=params["enabled"])
         self._debug_enabled = params["publish_debug_image"]
-        self._target_id = 0
-        self._init_stamp_ns = None
-        self._stats = Stats()
-        self._last_diagnostics = (time.monotonic(), 0, 0, 0)
 
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.depth"],
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.output_depth"],
                              reliability=ReliabilityPolicy.RELIABLE)
         self._target_pub = self.create_lifecycle_publisher(TrackedTarget, "~/target", out_qos)
         self._mask_pub = self.create_lifecycle_publisher(Image, "~/mask", out_qos)
@@ -226,18 +163,15 @@ class SegtrackNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._mailbox = Mailbox()
-        self._worker = threading.Thread(target=self._work, args=(self._mailbox,), name="segtrack-worker",
-                                        daemon=True)
-        self._worker.start()
+        compressed = self._params["use_compressed"]
+        self._image_topic = self.resolve_topic_name("image") + ("/compressed" if compressed else "")
+        self._worker.start(self._image_topic)
         with self._outputs_lock:
             self._outputs_open = True
-        if self._params["use_compressed"]:
-            self._image_topic = self.resolve_topic_name("image") + "/compressed"
+        if compressed:
             sub = self.create_subscription(CompressedImage, self._image_topic, self._on_compressed,
                                            self._image_qos, callback_group=self._image_group)
         else:
-            self._image_topic = self.resolve_topic_name("image")
             # Raw: the pixels stay in the received buffer (see segtrack_ros.cdr).
             sub = self.create_subscription(Image, "image", self._on_image, self._image_qos,
                                            callback_group=self._image_group, raw=True)
@@ -268,15 +202,11 @@ class SegtrackNode(LifecycleNode):
         for sub in self._subscriptions_active:
             self.destroy_subscription(sub)
         self._subscriptions_active = []
-        if self._mailbox is not None:
-            self._mailbox.close()
         with self._outputs_lock:
             self._outputs_open = False
-        if self._worker is not None:
-            self._worker.join(WORKER_JOIN_TIMEOUT_S)
-            if self._worker.is_alive():  # a frame still in the tracker; the thread ends after it
-                self.get_logger().warning(f"tracker thread still busy after {WORKER_JOIN_TIMEOUT_S:.0f} s")
-        self._mailbox, self._worker = None, None
+        if self._worker is not None and not self._worker.stop(WORKER_JOIN_TIMEOUT_S):
+            # A frame still in the tracker; the thread ends after it.
+            self.get_logger().warning(f"tracker thread still busy after {WORKER_JOIN_TIMEOUT_S:.0f} s")
 
     def _release(self) -> None:
         for service in self._tracker_services:
@@ -292,7 +222,7 @@ class SegtrackNode(LifecycleNode):
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
-        self._tracker = None
+        self._tracker = self._worker = None
 
     def shutdown(self) -> None:
         """Stop the worker (whatever the lifecycle state) before the node is destroyed."""
@@ -330,7 +260,7 @@ class SegtrackNode(LifecycleNode):
         if config is not None:
             self._tracker.config = config  # backends read their thresholds from .config on every frame
         self._debug_enabled = self._params["publish_debug_image"]
-        self._enabled = self._params["enabled"]
+        self._worker.enabled = self._params["enabled"]
         self.get_logger().info("applied " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
 
     def _thresholds_config(self, values: dict[str, Any]) -> Optional[Any]:
@@ -355,35 +285,37 @@ class SegtrackNode(LifecycleNode):
         try:
             image = parse_image(serialized)
         except SegtrackError as exc:
-            with self._stats_lock:
-                self._stats.bad_frames += 1
+            if self._worker is not None:
+                self._worker.count_bad_frame()
             self.get_logger().warning(f"dropping an unreadable image: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        self._enqueue(InputFrame(image, False, image.stamp_ns, received_ns))
+        self._enqueue(RawFrame(image, received_ns))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._enqueue(InputFrame(msg, True, messages.stamp_to_ns(msg.header.stamp), time.time_ns()))
+        self._enqueue(CompressedFrame(msg, time.time_ns()))
 
     def _enqueue(self, frame: InputFrame) -> None:
-        mailbox, ring = self._mailbox, self._ring
-        if mailbox is None or ring is None:
+        worker = self._worker
+        if worker is None or not worker.put_frame(frame):
             return
-        ring.append(frame.stamp_ns, frame, frame.nbytes)
-        mailbox.put_frame(frame)
         if frame.nbytes > self._params["frame_buffer_max_mb"] * MIB:
             self.get_logger().warning(
                 f"a {frame.nbytes / MIB:.1f} MiB image exceeds frame_buffer_max_mb "
                 f"({self._params['frame_buffer_max_mb']} MiB): only the newest frame is kept for set_target",
                 throttle_duration_sec=LOG_THROTTLE_S)
 
-    async def _run_on_worker(self, command: Callable[[], Any]) -> tuple[bool, str, Any]:
-        """Run ``command`` on the worker: (success, message, its return value).
+    async def _call_worker(self, submit: Callable[[TrackingWorker], Future]) -> tuple[bool, str, Any]:
+        """Queue a command on the worker (``submit`` does) and await it: (success, message, its value).
 
         A coroutine: the executor thread keeps serving images and other services while it waits."""
-        mailbox = self._mailbox
-        if mailbox is None:
+        worker = self._worker
+        if worker is None or not worker.active:
             return False, "node is not active; activate it (lifecycle) first", None
-        job = mailbox.submit(command)
+        try:
+            job = submit(worker)
+        except SegtrackError as exc:  # the request itself is bad: answered as a refused command
+            job = Future()
+            job.set_exception(exc)
         finished: RclpyFuture = RclpyFuture()
 
         def wake_executor(_: Any) -> None:  # runs on the worker thread
@@ -402,205 +334,65 @@ class SegtrackNode(LifecycleNode):
             return False, f"internal error: {type(exc).__name__}: {exc}", None
 
     async def _on_set_target(self, request: SetTarget.Request, response: SetTarget.Response) -> SetTarget.Response:
-        response.success, response.message, target_id = await self._run_on_worker(lambda: self._set_target(request))
+        stamp_ns = conversions.stamp_to_ns(request.stamp) if request.use_stamp else None
+        response.success, response.message, target_id = await self._call_worker(
+            lambda worker: worker.set_target(conversions.target_from_request(request), stamp_ns))
         if response.success:
             response.target_id = target_id
             response.message = f"tracking target {target_id}"
         return response
 
     async def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message, _ = await self._run_on_worker(self._reset)
+        response.success, response.message, _ = await self._call_worker(lambda w: w.reset())
         if response.success:
             response.message = "tracker reset; set a new target to track"
         return response
 
     async def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        response.success, response.message, _ = await self._run_on_worker(lambda: self._set_enabled(request.data))
+        response.success, response.message, _ = await self._call_worker(lambda w: w.set_enabled(request.data))
         if response.success:
             self.set_parameters([Parameter("enabled", Parameter.Type.BOOL, request.data)])  # keep it in step
             response.message = "tracking enabled" if request.data else "tracking disabled: no outputs until enabled"
         return response
 
-    # ---- worker thread ---------------------------------------------------------------------------------
+    # ---- worker thread: outputs ------------------------------------------------------------------------
 
-    def _work(self, mailbox: Mailbox) -> None:
-        while not mailbox.closed:
-            command, frame = mailbox.take(timeout=0.5)
-            if command is not None:
-                function, future = command
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(function())
-                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting service call
-                        future.set_exception(exc)
-            elif frame is not None:
-                try:
-                    self._process(frame)
-                except Exception:  # noqa: BLE001 - one bad frame must not stop tracking
-                    self.get_logger().error(f"unexpected error processing a frame:\n{traceback.format_exc()}",
-                                            throttle_duration_sec=LOG_THROTTLE_S)
-
-    def _set_target(self, request: SetTarget.Request) -> int:
-        ring = self._ring
-        if request.use_stamp:
-            stamp_ns = messages.stamp_to_ns(request.stamp)
-            frame = ring.find(stamp_ns)
-            if frame is None:
-                span = ring.stamp_range()
-                held = f"buffered stamps span {span[0]}..{span[1]} ns" if span else "no frame buffered yet"
-                raise TargetRequestError(f"no buffered frame has stamp {stamp_ns} ns ({held})")
-            image = frame.to_bgr()
-        else:
-            stamp_ns, image = self._newest_decodable(ring)
-        target = messages.target_from_request(request, image)
-        self._tracker.initialize(image, target)
-        self._target_id += 1
-        self._init_stamp_ns = stamp_ns
-        with self._stats_lock:
-            self._stats.state = "initialized"
-        return self._target_id
-
-    def _newest_decodable(self, ring: FrameRing) -> tuple[int, np.ndarray]:
-        """(stamp, BGR image) of the newest buffered frame that converts; a broken newest frame is skipped."""
-        error = None
-        for stamp_ns, frame in ring.newest_first():
-            try:
-                return stamp_ns, frame.to_bgr()
-            except SegtrackError as exc:
-                error = error or exc
-        if error is not None:
-            raise TargetRequestError(f"none of the buffered frames from {self._image_topic} is usable "
-                                     f"(newest: {error}); set_target needs a frame to initialise on")
-        raise TargetRequestError(f"no image received yet on {self._image_topic}; "
-                                 "set_target needs a frame to initialise on")
-
-    def _reset(self) -> None:
-        self._tracker.reset()
-        self._init_stamp_ns = None
-        with self._stats_lock:
-            self._stats.state = "no target"
-
-    def _set_enabled(self, enabled: bool) -> None:
-        self._enabled = enabled
-
-    def _process(self, frame: InputFrame) -> None:
-        started_ns = time.time_ns()
-        stamp_ns = frame.stamp_ns
-        ahead_ns = stamp_ns - self.get_clock().now().nanoseconds
-        if ahead_ns > FUTURE_STAMP_NS:
-            with self._stats_lock:
-                self._stats.future_stamped += 1
-            self.get_logger().warning(f"image stamped {ahead_ns * 1e-9:.3f} s ahead of this node's clock "
-                                      "(camera clock not synchronised?); tracking it anyway",
-                                      throttle_duration_sec=LOG_THROTTLE_S)
-        tracker = self._tracker
-        if not self._enabled or tracker is None or not tracker.initialized:
-            return
-        init_stamp_ns = self._init_stamp_ns
-        if init_stamp_ns is not None and stamp_ns < init_stamp_ns:
-            if init_stamp_ns - stamp_ns <= STAMP_JUMP_NS:
-                with self._stats_lock:
-                    self._stats.out_of_order += 1
-                return  # was in flight when the target was set on a newer frame
-            with self._stats_lock:
-                self._stats.stamp_jumps += 1
-            self.get_logger().warning(
-                f"image stamps jumped back {(init_stamp_ns - stamp_ns) * 1e-9:.3f} s before the frame the target "
-                "was set on (clock reset, bag loop or a future-stamped frame); tracking goes on from this frame",
-                throttle_duration_sec=LOG_THROTTLE_S)
-            self._init_stamp_ns = None
-        try:
-            image = frame.to_bgr()
-        except SegtrackError as exc:
-            with self._stats_lock:
-                self._stats.bad_frames += 1
-            self.get_logger().warning(f"dropping a bad image: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
-            return
-        start = time.perf_counter()
-        try:
-            result = tracker.track(image)
-        except InvalidFrameError as exc:
-            # E.g. the camera changed resolution: report the target lost until a new target is set.
-            self.get_logger().warning(f"target lost: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
-            result = TrackResult(np.zeros(image.shape[:2], bool), 0.0, None, None, TrackState.LOST)
-        tracker_ms = (time.perf_counter() - start) * 1e3
-
+    def _publish(self, tracked: Tracked) -> Optional[float]:
+        """Publish a tracked frame's outputs; the stamp -> publish latency (ms), None once outputs closed."""
+        frame, result, target_id = tracked.frame, tracked.result, tracked.target_id
         header = frame.header()
-        target = messages.tracked_target(header, self._target_id, result, tracker_ms)
+        target = conversions.tracked_target(header, target_id, result, tracked.tracker_ms)
         mask = self._mask_writer.message(header, result.mask)
-        detections = messages.detections(header, self._target_id, result)
+        detections = conversions.detections(header, target_id, result)
         with self._outputs_lock:
             if not self._outputs_open:
-                return
-            target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+                return None
+            target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-6
             self._target_pub.publish(target)
             self._mask_pub.publish(mask)
             self._detections_pub.publish(detections)
         debug_pub = self._debug_pub
         if self._debug_enabled and debug_pub is not None and debug_pub.get_subscription_count() > 0:
-            overlay = messages.bgr8_image(header, draw_overlay(image, result, label=f"target {self._target_id}"))
+            overlay = draw_overlay(tracked.image, result, label=f"target {target_id}")
+            message = conversions.image_from_array(overlay, header)
             with self._outputs_lock:
                 if self._outputs_open:
-                    debug_pub.publish(overlay)
+                    debug_pub.publish(message)
+        return latency_ms
 
-        finished_ns = time.time_ns()
-        with self._stats_lock:
-            stats = self._stats
-            stats.processed += 1
-            stats.state = result.state.value
-            for name, value in (("latency", latency_ms), ("tracker", tracker_ms),
-                                ("transport", (frame.received_ns - stamp_ns) * 1e-6),
-                                ("wait", (started_ns - frame.received_ns) * 1e-6),
-                                ("processing", (finished_ns - started_ns) * 1e-6 - tracker_ms)):
-                stats.samples[name].append(value)
-
-    # ---- diagnostics -----------------------------------------------------------------------------------
+    # ---- diagnostics (the timer exists while configured, as the worker does) ---------------------------
 
     def _publish_diagnostics(self) -> None:
-        mailbox = self._mailbox
-        now = time.monotonic()
-        with self._stats_lock:
-            stats = self._stats
-            processed, bad, state = stats.processed, stats.bad_frames, stats.state
-            future, jumps, out_of_order = stats.future_stamped, stats.stamp_jumps, stats.out_of_order
-            medians = {name: statistics.median(values) if values else None
-                       for name, values in stats.samples.items()}
-        buffered = self._ring.usage() if self._ring is not None else (0, 0)
+        report = self._worker.report()
+        frames, nbytes = self._ring.usage()
         rss = resident_bytes()
-        last_time, last_processed, last_future, last_jumps = self._last_diagnostics
-        self._last_diagnostics = (now, processed, future, jumps)
-        fps = (processed - last_processed) / max(now - last_time, 1e-6)
-        if mailbox is None:
-            state = "inactive"
-        elif not self._enabled:
-            state = "disabled"
-        status = DiagnosticStatus(name=f"segtrack: {self.get_fully_qualified_name()}", hardware_id=self._device)
-        stamp_trouble = [what for what, new in (("images stamped in the future", future > last_future),
-                                                 ("image stamps jumped back", jumps > last_jumps)) if new]
-        if mailbox is None or state == TrackState.LOST.value or stamp_trouble:
-            status.level, status.message = DiagnosticStatus.WARN, "; ".join([state] + stamp_trouble)
-        else:
-            status.level, status.message = DiagnosticStatus.OK, state
-        values = {
-            "backend": self._params["backend"],
-            "device": self._device,
-            "state": state,
-            "target_id": self._target_id,
-            "fps": f"{fps:.1f}",
-            **{f"{name}_ms_median": "" if value is None else f"{value:.2f}" for name, value in medians.items()},
-            "frames_received": mailbox.received if mailbox else 0,
-            "frames_processed": processed,
-            "frames_dropped": mailbox.dropped if mailbox else 0,
-            "bad_frames": bad,
-            "future_stamped_frames": future,
-            "stamp_jumps": jumps,
-            "out_of_order_frames": out_of_order,
-            "image_topic": self._image_topic,
-            "frame_buffer_frames": buffered[0],
-            "frame_buffer_mb": f"{buffered[1] / MIB:.1f}",
-            "memory_rss_mb": "" if rss is None else f"{rss / MIB:.1f}",
-        }
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        values = {"backend": self._params["backend"], "device": self._device, **report.values,
+                  "image_topic": self._image_topic, "frame_buffer_frames": frames,
+                  "frame_buffer_mb": f"{nbytes / MIB:.1f}", "memory_rss_mb": "" if rss is None else f"{rss / MIB:.1f}"}
+        status = DiagnosticStatus(name=f"segtrack: {self.get_fully_qualified_name()}", hardware_id=self._device,
+                                  level=DiagnosticStatus.WARN if report.warn else DiagnosticStatus.OK,
+                                  message=report.message,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
@@ -621,7 +413,7 @@ def main(args: Optional[list[str]] = None) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SegtrackNode()
     # One thread: rclpy's MultiThreadedExecutor delays image callbacks by up to a second now and then
-    # (measured with segtrack_ros.bench); tracking runs on the worker thread and service calls are
+    # (measured with `make ros-bench`); tracking runs on the worker thread and service calls are
     # coroutines, so a single executor thread is never blocked.
     executor = SingleThreadedExecutor()
     executor.add_node(node)

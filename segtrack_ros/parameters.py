@@ -31,6 +31,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "autostart": (True, "configure and activate at startup instead of waiting for lifecycle transitions"),
     "qos.reliability": ("best_effort", "image subscription reliability: best_effort (SensorDataQoS) or reliable"),
     "qos.depth": (5, "image subscription queue depth (keep last)"),
+    "qos.output_depth": (5, "queue depth (keep last, reliable) of the outputs: target, mask, detections, debug image"),
     "service_queue_depth": (100, "requests each service (set_target, reset, enable) queues while the node is "
                                  "busy; DDS drops calls beyond it"),
 }

@@ -1,8 +1,11 @@
-"""Shared fixtures: the real data beside the repository (<repo>/../shared/data) and small copies of it."""
+"""Shared fixtures: the real data beside the repository (<repo>/../shared/data) and small copies of it.
+Also puts scripts/ on sys.path: the ROS tests drive the node with the development harness (ros_harness),
+which is not installed."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,7 +15,9 @@ import pytest
 from prerequisites import missing
 from segtrack_core.io import read_image, read_mask
 
-DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA_ROOT = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,8 @@ CAMERA_FPS = 60.0  # well above what any backend sustains on CPU, so frames must
 def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_frames):
     from segtrack_core import available_backends
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import (NodeProcess, TrackerClient, configure_this_process, diagnostic_value,
-                                     stamp_ns)
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value
+    from segtrack_ros.conversions import stamp_to_ns
 
     backend = "d3s2" if "d3s2" in available_backends() else "csrt"
     frames, masks = load_davis_frames("car-shadow", 40)
@@ -41,11 +41,11 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
             # Frame i goes out at its camera time, however long the publishing took.
             time.sleep(max(0.0, start + i / CAMERA_FPS - time.monotonic()))
             published.append(client.publish_frame(frame))
-        assert client.wait_for(lambda r: r.targets and stamp_ns(r.targets[-1][1].header.stamp) == published[-1],
+        assert client.wait_for(lambda r: r.targets and stamp_to_ns(r.targets[-1][1].header.stamp) == published[-1],
                                15), "the newest frame was never processed"
 
         targets = [msg for _, msg in client.received.targets]
-        stamps = [stamp_ns(t.header.stamp) for t in targets]
+        stamps = [stamp_to_ns(t.header.stamp) for t in targets]
         assert set(stamps) <= set(published)
         assert stamps == sorted(stamps), "outputs out of order"
         assert len(targets) < 0.8 * len(published), "the tracker kept up: this run does not test dropping"

@@ -1,6 +1,6 @@
 """The segtrack ROS interfaces build, import and serialise; large images cross processes with our DDS profile.
 
-Every ROS call runs in a child process with the project's ROS environment (segtrack_ros.env), an isolated
+Every ROS call runs in a child process with the project's ROS environment (ros_harness.env), an isolated
 domain id and a temporary ROS_HOME, so nothing leaks into the pytest process or other test runs.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 from prerequisites import needs_ros
-from segtrack_ros.env import ros_environment
+from ros_harness.env import ros_environment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,7 +174,7 @@ def test_full_hd_best_effort_image_crosses_processes_with_shipped_dds_profile(tm
 def test_a_camera_started_from_the_sourced_workspace_delivers_full_hd_frames_to_the_node(tmp_path):
     """The documented camera-side path on a colcon workspace: sourcing it runs segtrack's environment hook,
     so a camera driver started there uses the profile too (without it ~0 of 1080p frames arrive)."""
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value
 
     prefix = tmp_path / "install"  # a colcon install prefix: the layout plus the configured hook
     subprocess.run([str(REPO / "scripts" / "install_ros_layout.sh"), str(prefix), sys.executable], check=True)

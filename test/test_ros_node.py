@@ -1,7 +1,7 @@
 """The segtrack node in its own process, driven over ROS: outputs, services, bad input (backend csrt).
 
 The node runs in a child process with a private domain id on localhost; this process talks to it through
-segtrack_ros.client (its own rclpy context). Frames are real DAVIS frames at half size to keep CSRT fast.
+ros_harness.client (its own rclpy context). Frames are real DAVIS frames at half size to keep CSRT fast.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from prerequisites import needs_ros
+from segtrack_core.geometry import mask_to_box
+from segtrack_core.types import Box, MaskTarget, PointsTarget, RotatedBox
 
 
 pytestmark = needs_ros("the node (services, topics, stamps, bad input)")
@@ -29,7 +31,7 @@ def sequence(load_resized_frames):
 
 @pytest.fixture(scope="module")
 def node_and_client():
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process
 
     configure_this_process(DOMAIN_ID)
     node = NodeProcess(DOMAIN_ID, {"backend": "csrt", "frame_buffer_size": 8, "frame_buffer_max_mb": 2})
@@ -56,13 +58,11 @@ def client(node_and_client):
 
 
 def box_of(mask: np.ndarray) -> tuple[float, float, float, float]:
-    from segtrack_core.geometry import mask_to_box
-
     return mask_to_box(mask).as_tuple()
 
 
 def truth_box_mask(truth: np.ndarray) -> np.ndarray:
-    from segtrack_core.geometry import mask_to_box, target_to_mask
+    from segtrack_core.geometry import target_to_mask
 
     return target_to_mask(mask_to_box(truth), truth.shape)
 
@@ -73,7 +73,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, sequence):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import mask_from_message, stamp_ns
+    from segtrack_ros.conversions import mask_from_image, stamp_to_ns
 
     frames, masks = sequence
     response = client.start_tracking(frames[0], box_of(masks[0]))
@@ -84,15 +84,15 @@ def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, 
         outputs = client.track_frame(frame)
         assert outputs is not None, "no outputs for a published frame"
         target, mask_msg, detections = outputs
-        stamp = stamp_ns(target.header.stamp)
-        assert stamp_ns(mask_msg.header.stamp) == stamp == stamp_ns(detections.header.stamp)
+        stamp = stamp_to_ns(target.header.stamp)
+        assert stamp_to_ns(mask_msg.header.stamp) == stamp == stamp_to_ns(detections.header.stamp)
         assert target.header.frame_id == mask_msg.header.frame_id == "camera"
         assert target.target_id == target_id
         assert target.state == TrackedTarget.STATE_TRACKING and target.has_box
         assert 0.0 <= target.score <= 1.0
         assert target.tracker_ms > 0 and target.latency_ms >= target.tracker_ms
         assert (mask_msg.encoding, mask_msg.width, mask_msg.height) == ("mono8", *SIZE)
-        mask = mask_from_message(mask_msg)
+        mask = mask_from_image(mask_msg)
         # CSRT's mask is its box: it must sit on the car's box and cover most of the car.
         assert iou(mask, truth_box_mask(truth)) > 0.5
         assert (mask & truth).sum() > 0.6 * truth.sum()
@@ -106,18 +106,17 @@ def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, 
 
 def test_rotated_box_covers_the_mask(client, sequence):
     from segtrack_core.geometry import fill_polygon, rotated_box_corners
-    from segtrack_core.types import RotatedBox
-    from segtrack_ros.client import mask_from_message
+    from segtrack_ros.conversions import mask_from_image
 
     frames, masks = sequence
     # A rotated box target: the reported rotated box must still enclose the reported mask.
     x, y, w, h = box_of(masks[0])
     assert client.start_tracking(frames[0], (x, y, w, h)).success  # the node now holds a frame
-    response = client.set_rotated_box(x + w / 2, y + h / 2, w * 0.9, h * 0.8, 0.2)
+    response = client.set_target(RotatedBox(x + w / 2, y + h / 2, w * 0.9, h * 0.8, 0.2))
     assert response.success, response.message
     for frame in frames[1:4]:
         target, mask_msg, _ = client.track_frame(frame)
-        mask = mask_from_message(mask_msg)
+        mask = mask_from_image(mask_msg)
         rb = target.rotated_box
         rbox = RotatedBox(rb.center.position.x, rb.center.position.y, rb.size_x, rb.size_y, rb.center.theta)
         polygon = fill_polygon(rotated_box_corners(rbox), mask.shape)
@@ -138,9 +137,9 @@ def test_every_target_kind_initialises_and_target_id_counts_up(client, sequence)
     x, y, w, h = box_of(masks[0])
     foreground = np.argwhere(cv2.erode(masks[0].astype(np.uint8), np.ones((9, 9), np.uint8)))[::400][:3]
     responses = [
-        client.set_rotated_box(x + w / 2, y + h / 2, w, h, -0.3),
-        client.set_mask(masks[0]),
-        client.set_points([(float(c), float(r)) for r, c in foreground]),
+        client.set_target(RotatedBox(x + w / 2, y + h / 2, w, h, -0.3)),
+        client.set_target(MaskTarget(masks[0])),
+        client.set_target(PointsTarget(tuple((float(c), float(r)) for r, c in foreground))),
     ]
     for response in responses:
         assert response.success, response.message
@@ -150,18 +149,18 @@ def test_every_target_kind_initialises_and_target_id_counts_up(client, sequence)
 
 
 def test_set_target_on_a_buffered_stamp(client, sequence):
-    from segtrack_ros.client import stamp_ns
+    from segtrack_ros.conversions import stamp_to_ns
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
     stamps = []
     for frame in frames[1:4]:
         target, _, _ = client.track_frame(frame)
-        stamps.append(stamp_ns(target.header.stamp))
+        stamps.append(stamp_to_ns(target.header.stamp))
     # The operator clicked on an older frame: initialise on exactly that one.
-    response = client.set_box(*box_of(masks[1]), stamp=stamps[0])
+    response = client.set_target(mask_to_box(masks[1]), stamp=stamps[0])
     assert response.success, response.message
-    unknown = client.set_box(*box_of(masks[1]), stamp=stamps[0] - 1)
+    unknown = client.set_target(mask_to_box(masks[1]), stamp=stamps[0] - 1)
     assert not unknown.success and "no buffered frame has stamp" in unknown.message
     outputs = client.track_frame(frames[4])
     assert outputs is not None and outputs[0].target_id == response.target_id
@@ -170,11 +169,11 @@ def test_set_target_on_a_buffered_stamp(client, sequence):
 def _assert_only_outputs_for(client, outputs):
     """Outputs resumed, and nothing for the suppressed frames arrived late (so the wait above was not
     merely too short for a slow node)."""
-    from segtrack_ros.client import stamp_ns
+    from segtrack_ros.conversions import stamp_to_ns
 
     assert outputs is not None
-    resumed = stamp_ns(outputs[0].header.stamp)
-    assert [stamp_ns(m.header.stamp) for _, m in client.received.targets] == [resumed]
+    resumed = stamp_to_ns(outputs[0].header.stamp)
+    assert [stamp_to_ns(m.header.stamp) for _, m in client.received.targets] == [resumed]
 
 
 def test_reset_stops_outputs_until_a_new_target(client, sequence):
@@ -186,7 +185,7 @@ def test_reset_stops_outputs_until_a_new_target(client, sequence):
     client.clear()
     client.publish_frame(frames[2])
     assert not client.wait_for(lambda r: r.targets or r.masks, 1.5), "outputs after reset"
-    assert client.set_box(*box_of(masks[2])).success
+    assert client.set_target(mask_to_box(masks[2])).success
     _assert_only_outputs_for(client, client.track_frame(frames[3]))
 
 
@@ -205,14 +204,14 @@ def test_disabled_node_publishes_nothing_then_resumes(client, sequence):
 
 
 def test_debug_image_is_an_overlay_of_the_frame(client, sequence):
-    from segtrack_ros.client import stamp_ns
+    from segtrack_ros.conversions import stamp_to_ns
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
     target, _, _ = client.track_frame(frames[1])
-    stamp = stamp_ns(target.header.stamp)
-    assert client.wait_for(lambda r: any(stamp_ns(m.header.stamp) == stamp for _, m in r.debug_images), 5)
-    debug = next(m for _, m in client.received.debug_images if stamp_ns(m.header.stamp) == stamp)
+    stamp = stamp_to_ns(target.header.stamp)
+    assert client.wait_for(lambda r: any(stamp_to_ns(m.header.stamp) == stamp for _, m in r.debug_images), 5)
+    debug = next(m for _, m in client.received.debug_images if stamp_to_ns(m.header.stamp) == stamp)
     assert (debug.encoding, debug.width, debug.height) == ("bgr8", *SIZE)
     image = np.frombuffer(debug.data, np.uint8).reshape(SIZE[1], SIZE[0], 3)
     changed = np.any(image != frames[1], axis=2)
@@ -221,7 +220,7 @@ def test_debug_image_is_an_overlay_of_the_frame(client, sequence):
 
 def test_bad_images_are_dropped_and_tracking_goes_on(client, sequence):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import diagnostic_value
+    from ros_harness.client import diagnostic_value
 
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
@@ -262,13 +261,13 @@ def test_bad_set_target_requests_fail_clearly(client, sequence):
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
     cases = [
-        (client.set_box(1000, 1000, 50, 50), "outside"),
-        (client.set_box(10, 10, 0, 20), "positive size"),
-        (client.set_rotated_box(-500, 50, 40, 40, 0.5), "outside"),
-        (client.set_mask(np.zeros(masks[0].shape, bool)), "empty"),
-        (client.set_mask(np.ones((10, 10), bool)), "mask is 10x10"),
-        (client.set_points([]), "at least one foreground point"),
-        (client.set_points([(5000.0, 5.0)]), "outside"),
+        (client.set_target(Box(1000, 1000, 50, 50)), "outside"),
+        (client.set_target(Box(10, 10, 0, 20)), "positive size"),
+        (client.set_target(RotatedBox(-500, 50, 40, 40, 0.5)), "outside"),
+        (client.set_target(MaskTarget(np.zeros(masks[0].shape, bool))), "empty"),
+        (client.set_target(MaskTarget(np.ones((10, 10), bool))), "mask is 10x10"),
+        (client.set_target(PointsTarget(())), "at least one foreground point"),
+        (client.set_target(PointsTarget(((5000.0, 5.0),))), "outside"),
         (client.call(client.set_target_client, SetTarget.Request(type=9)), "unknown target type"),
     ]
     for response, expected in cases:
@@ -289,14 +288,14 @@ def test_set_target_without_stamp_skips_an_undecodable_newest_frame(client, sequ
     client.publish(broken)
     time.sleep(0.3)
     # The newest frame cannot be converted: the target goes on the newest one that can.
-    response = client.set_box(*box_of(masks[1]))
+    response = client.set_target(mask_to_box(masks[1]))
     assert response.success, response.message
     outputs = client.track_frame(frames[2])
     assert outputs is not None and outputs[0].target_id == response.target_id and outputs[0].has_box
 
 
 def test_a_target_set_on_a_future_stamped_frame_does_not_stop_tracking(node_and_client, client, sequence):
-    from segtrack_ros.client import diagnostic_value
+    from ros_harness.client import diagnostic_value
 
     node, _ = node_and_client
     frames, masks = sequence
@@ -304,7 +303,7 @@ def test_a_target_set_on_a_future_stamped_frame_does_not_stop_tracking(node_and_
     future = time.time_ns() + 3600 * 10**9  # a camera clock an hour ahead, for one frame
     client.publish_frame(frames[1], stamp=future)
     time.sleep(0.3)
-    response = client.set_box(*box_of(masks[1]), stamp=future)
+    response = client.set_target(mask_to_box(masks[1]), stamp=future)
     assert response.success, response.message
     # Frames stamped now are an hour older than the target's frame: a clock jump, tracked and reported.
     for frame in frames[2:4]:
@@ -350,15 +349,15 @@ def test_fifty_concurrent_service_calls_are_all_answered(client, sequence):
 
 
 def test_frame_buffer_is_bounded_by_bytes_and_memory_is_reported(node_and_client, client, sequence):
-    from segtrack_ros.client import diagnostic_value
+    from ros_harness.client import diagnostic_value
 
     node, _ = node_and_client
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
     stamps = [stamp_of(client.track_frame(frame)) for frame in frames[1:9]]
     # 2 MiB hold 6 of these 307 kB frames (fewer than frame_buffer_size 8): the oldest two are gone.
-    assert not client.set_box(*box_of(masks[1]), stamp=stamps[1]).success
-    assert client.set_box(*box_of(masks[2]), stamp=stamps[2]).success
+    assert not client.set_target(mask_to_box(masks[1]), stamp=stamps[1]).success
+    assert client.set_target(mask_to_box(masks[2]), stamp=stamps[2]).success
 
     def reported(r):
         return any(diagnostic_value(m, "frame_buffer_frames") == "6" for _, m in r.diagnostics)
@@ -376,17 +375,17 @@ def test_frame_buffer_is_bounded_by_bytes_and_memory_is_reported(node_and_client
 
 
 def stamp_of(outputs) -> int:
-    from segtrack_ros.client import stamp_ns
+    from segtrack_ros.conversions import stamp_to_ns
 
     assert outputs is not None
-    return stamp_ns(outputs[0].header.stamp)
+    return stamp_to_ns(outputs[0].header.stamp)
 
 
 def test_boxes_far_larger_than_the_image_are_clipped_and_tracked(client, sequence):
     frames, masks = sequence
     assert client.start_tracking(frames[0], box_of(masks[0])).success
-    for request in (lambda: client.set_box(213 - 5e11, 120 - 5e11, 1e12, 1e12),
-                    lambda: client.set_rotated_box(213, 120, 1e300, 1e300, 0.3)):
+    for request in (lambda: client.set_target(Box(213 - 5e11, 120 - 5e11, 1e12, 1e12)),
+                    lambda: client.set_target(RotatedBox(213, 120, 1e300, 1e300, 0.3))):
         response = request()
         assert response.success, response.message
         outputs = client.track_frame(frames[1])

@@ -22,12 +22,12 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from segtrack.msg import TrackedTarget
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import (DEFAULT_PARAMS_FILE, NodeProcess, TrackerClient, configure_this_process,
-                                     mask_from_message)
+    from ros_harness.client import DEFAULT_PARAMS_FILE, NodeProcess, TrackerClient, configure_this_process
+    from segtrack_ros.conversions import mask_from_image
 
     frames, masks = load_davis_frames("car-shadow", 4)
     jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
-    box = mask_to_box(masks[0]).as_tuple()
+    box = mask_to_box(masks[0])
     configure_this_process(DOMAIN_ID)
     # The settings come from a copy of the shipped params file, so the node in /cam must pick up its keys.
     config = yaml.safe_load(DEFAULT_PARAMS_FILE.read_text())
@@ -59,7 +59,7 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
         assert client.get_parameters("frame_buffer_size") == {"frame_buffer_size": 4}
 
         # Before any image: a clear refusal naming the (remapped) topic.
-        response = client.set_box(*box)
+        response = client.set_target(box)
         assert not response.success and "no image received yet on /cam/image_raw/compressed" in response.message
 
         assert client.wait_for_subscriber(10, compressed=True), node.log()
@@ -69,7 +69,7 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
         for _ in range(20):
             stamp = client.publish_compressed(jpegs[0])
             time.sleep(0.2)
-            response = client.set_box(*box, stamp=stamp)
+            response = client.set_target(box, stamp=stamp)
             if response.success:
                 break
         assert response.success, response.message
@@ -78,11 +78,11 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
             assert client.wait_for(lambda r: client.outputs_for(stamp) is not None, 10), node.log()
             target, mask_msg, _ = client.outputs_for(stamp)
             assert target.state == TrackedTarget.STATE_TRACKING
-            assert mask_from_message(mask_msg).shape == frames[0].shape[:2]
+            assert mask_from_image(mask_msg).shape == frames[0].shape[:2]
 
         # Deactivated: services answer that the node is inactive, images are ignored.
         assert client.call(change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
-        response = client.set_box(*box)
+        response = client.set_target(box)
         assert not response.success and "not active" in response.message
         client.clear()
         client.publish_compressed(jpegs[1])
@@ -91,7 +91,7 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
 
 
 def test_bad_start_values_fail_configure_with_the_reason():
-    from segtrack_ros.client import NodeProcess
+    from ros_harness.client import NodeProcess
 
     with NodeProcess(DOMAIN_ID, {"backend": "csrt", "qos.depth": 0, "service_queue_depth": 0}) as node:
         deadline = time.monotonic() + 30

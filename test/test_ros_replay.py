@@ -88,8 +88,8 @@ def test_bad_bags_and_options_give_one_error_line_and_exit_2(capsys, car_bag, ar
 def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage, compressed):
     from segtrack.msg import TrackedTarget
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.client import (NodeProcess, TrackerClient, configure_this_process, isolated_ros_env,
-                                     mask_from_message, stamp_ns as msg_stamp)
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process, isolated_ros_env
+    from segtrack_ros.conversions import mask_from_image, stamp_to_ns as msg_stamp
 
     frames, masks = car
     bag = write_image_bag(tmp_path / "bag", storage, frames, compressed=compressed)
@@ -108,7 +108,7 @@ def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage,
             else:
                 client.publish_frame(frames[0], stamp=stamp_ns(0))
             time.sleep(0.2)
-            response = client.set_box(*mask_to_box(masks[0]).as_tuple(), stamp=stamp_ns(0))
+            response = client.set_target(mask_to_box(masks[0]), stamp=stamp_ns(0))
             if response.success or time.monotonic() > deadline:
                 break
         assert response.success, response.message
@@ -126,7 +126,7 @@ def test_replay_into_the_running_node_reproduces_the_run(car, tmp_path, storage,
     assert len(targets) >= 4, (sorted(targets), node.log())
     assert all(t.state == TrackedTarget.STATE_TRACKING for t in targets.values())
     last = max(targets)
-    mask = next(mask_from_message(m) for _, m in received.masks if msg_stamp(m.header.stamp) == last)
+    mask = next(mask_from_image(m) for _, m in received.masks if msg_stamp(m.header.stamp) == last)
     truth = masks[recorded[last]]
     assert (mask & truth).sum() > 0.6 * truth.sum()
 
@@ -136,7 +136,7 @@ def test_the_demo_replays_a_bag(car, tmp_path, capsys):
     import json
 
     from segtrack_core.geometry import mask_to_box
-    from segtrack_ros.demo import main as demo_main
+    from ros_harness.demo import main as demo_main
 
     frames, masks = car
     bag = write_image_bag(tmp_path / "bag", "mcap", frames, compressed=True)

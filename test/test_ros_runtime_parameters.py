@@ -26,7 +26,7 @@ def frames_and_box(load_resized_frames):
 
 def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process
 
     frames, box = frames_and_box
     configure_this_process(DOMAIN_ID)

@@ -30,7 +30,7 @@ def frames_and_box(load_resized_frames):
 
 @pytest.fixture(scope="module")
 def client():
-    from segtrack_ros.client import TrackerClient, configure_this_process
+    from ros_harness.client import TrackerClient, configure_this_process
 
     configure_this_process(DOMAIN_ID)
     with TrackerClient(DOMAIN_ID, keep_masks=False) as client:
@@ -41,7 +41,7 @@ def client():
                                            (signal.SIGTERM, 2)],
                          ids=["SIGINT", "SIGINT-twice", "SIGTERM", "SIGTERM-twice"])
 def test_signals_while_tracking_end_the_node_cleanly(client, frames_and_box, signum, times):
-    from segtrack_ros.client import NodeProcess
+    from ros_harness.client import NodeProcess
 
     frames, box = frames_and_box
     node = NodeProcess(DOMAIN_ID, {"backend": "d3s2", "device": "cpu"})

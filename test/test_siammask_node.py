@@ -39,7 +39,8 @@ def test_node_weights_parameter_reaches_the_siammask_config(checkpoint):
 @needs_ros_here
 def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
     from segtrack.msg import TrackedTarget
-    from segtrack_ros.client import NodeProcess, TrackerClient, configure_this_process, mask_from_message
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process
+    from segtrack_ros.conversions import mask_from_image
 
     frames = load_davis_frames("car-shadow", 4)[0]
     reference = tracker_reference()["target_mask"] > 0
@@ -56,12 +57,12 @@ def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
             assert outputs is not None, f"no outputs; node log:\n{node.log()}"
             target, mask_msg, _ = outputs
             assert target.state == TrackedTarget.STATE_TRACKING
-            assert int((mask_from_message(mask_msg) != reference[t]).sum()) <= 10
+            assert int((mask_from_image(mask_msg) != reference[t]).sum()) <= 10
 
 
 @needs_ros_here
 def test_node_without_weights_fails_configure_with_the_download_hint():
-    from segtrack_ros.client import NodeProcess
+    from ros_harness.client import NodeProcess
 
     with NodeProcess(DOMAIN_ID, {"backend": "siammask", "device": "cpu"}) as node:
         deadline = time.monotonic() + 60

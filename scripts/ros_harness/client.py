@@ -19,9 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -29,17 +27,19 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from std_srvs.srv import SetBool, Trigger
 from vision_msgs.msg import Detection2DArray
 
 from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core.image_conversion import to_byte_array
+from segtrack_core.types import Box, Target
+from segtrack_ros.conversions import image_from_array, ns_to_stamp, stamp_to_ns, target_request
 
-from .env import REPO_ROOT, config_dir, ros_environment
-from .messages import stamp_to_ns as stamp_ns
+from .env import CONFIG_DIR, REPO_ROOT, ros_environment
 
-DEFAULT_PARAMS_FILE = config_dir() / "tracker.yaml"
+DEFAULT_PARAMS_FILE = CONFIG_DIR / "tracker.yaml"
 
 
 def isolated_ros_env(domain_id: int, home: Optional[str] = None) -> dict[str, str]:
@@ -62,7 +62,8 @@ def configure_this_process(domain_id: int, home: Optional[str] = None) -> None:
 
 
 class NodeProcess:
-    """The segtrack node in its own process (``python -m segtrack_ros.node``), always stopped on exit."""
+    """The checkout's segtrack node in its own process (``python -m segtrack_ros.node``), always stopped on
+    exit."""
 
     def __init__(self, domain_id: int, parameters: Optional[dict[str, Any]] = None,
                  params_file: Optional[Path] = DEFAULT_PARAMS_FILE, namespace: str = "",
@@ -141,10 +142,6 @@ def diagnostic_value(array_msg: Any, key: str) -> Optional[str]:
             if value.key == key:
                 return value.value
     return None
-
-
-def ns_to_stamp(ns: int) -> Time:
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class TrackerClient:
@@ -240,7 +237,7 @@ class TrackerClient:
         found = []
         with self._lock:
             for kind in ("targets", "masks", "detections"):
-                msgs = [m for _, m in getattr(self.received, kind) if stamp_ns(m.header.stamp) == stamp]
+                msgs = [m for _, m in getattr(self.received, kind) if stamp_to_ns(m.header.stamp) == stamp]
                 if not msgs:
                     return None
                 found.append(msgs[-1])
@@ -261,28 +258,23 @@ class TrackerClient:
         while True:
             stamp = self.publish_frame(frame)
             time.sleep(0.2)
-            response = self.set_box(*box, stamp=stamp)
+            response = self.set_target(Box(*box), stamp=stamp)
             if response.success or time.monotonic() > deadline or "no buffered frame" not in response.message:
                 return response
 
     # ---- inputs ----------------------------------------------------------------------------------------
 
-    def image_message(self, frame: np.ndarray, stamp: Optional[int] = None, encoding: str = "bgr8") -> Image:
-        height, width = frame.shape[:2]
-        channels = 1 if frame.ndim == 2 else frame.shape[2]
-        msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
-                    step=width * channels * frame.itemsize)
-        msg.header.stamp = ns_to_stamp(time.time_ns() if stamp is None else stamp)
-        msg.header.frame_id = "camera"
-        msg.data = to_byte_array(frame)
-        return msg
+    def image_message(self, frame: np.ndarray, stamp: Optional[int] = None) -> Image:
+        """A bgr8 Image of ``frame`` stamped ``stamp`` (ns; now if None)."""
+        header = Header(stamp=ns_to_stamp(time.time_ns() if stamp is None else stamp), frame_id="camera")
+        return image_from_array(frame, header)
 
     def publish(self, msg: Image) -> int:
         """Publish ``msg`` (stamped now unless already stamped); returns its stamp in ns."""
         if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
             msg.header.stamp = ns_to_stamp(time.time_ns())
         self.image_pub.publish(msg)
-        return stamp_ns(msg.header.stamp)
+        return stamp_to_ns(msg.header.stamp)
 
     def publish_frame(self, frame: np.ndarray, stamp: Optional[int] = None) -> int:
         """Publish a BGR frame stamped ``stamp`` (ns; now if None); returns the stamp."""
@@ -293,7 +285,7 @@ class TrackerClient:
         msg.header.stamp = ns_to_stamp(time.time_ns() if stamp is None else stamp)
         msg.data = to_byte_array(np.frombuffer(jpeg, np.uint8))
         self.compressed_pub.publish(msg)
-        return stamp_ns(msg.header.stamp)
+        return stamp_to_ns(msg.header.stamp)
 
     # ---- services --------------------------------------------------------------------------------------
 
@@ -306,31 +298,10 @@ class TrackerClient:
             raise TimeoutError(f"no answer from {client.srv_name} within {timeout} s")
         return future.result()
 
-    def set_box(self, x: float, y: float, w: float, h: float, stamp: Optional[int] = None) -> Any:
-        request = SetTarget.Request(type=SetTarget.Request.TYPE_BOX)
-        request.box.center.position.x, request.box.center.position.y = x + w / 2.0, y + h / 2.0
-        request.box.size_x, request.box.size_y = float(w), float(h)
-        return self.call(self.set_target_client, _with_stamp(request, stamp))
-
-    def set_rotated_box(self, cx: float, cy: float, w: float, h: float, theta: float,
-                        stamp: Optional[int] = None) -> Any:
-        request = SetTarget.Request(type=SetTarget.Request.TYPE_ROTATED_BOX)
-        request.box.center.position.x, request.box.center.position.y = float(cx), float(cy)
-        request.box.center.theta = float(theta)
-        request.box.size_x, request.box.size_y = float(w), float(h)
-        return self.call(self.set_target_client, _with_stamp(request, stamp))
-
-    def set_mask(self, mask: np.ndarray, stamp: Optional[int] = None) -> Any:
-        request = SetTarget.Request(type=SetTarget.Request.TYPE_MASK)
-        request.mask = self.image_message((np.asarray(mask) != 0).astype(np.uint8) * 255, 0, "mono8")
-        return self.call(self.set_target_client, _with_stamp(request, stamp))
-
-    def set_points(self, foreground: Sequence[Sequence[float]], background: Sequence[Sequence[float]] = (),
-                   stamp: Optional[int] = None) -> Any:
-        request = SetTarget.Request(type=SetTarget.Request.TYPE_POINTS)
-        request.foreground_points = [Point(x=float(x), y=float(y)) for x, y in foreground]
-        request.background_points = [Point(x=float(x), y=float(y)) for x, y in background]
-        return self.call(self.set_target_client, _with_stamp(request, stamp))
+    def set_target(self, target: Target, stamp: Optional[int] = None) -> Any:
+        """Call ~/set_target with a Box, RotatedBox, MaskTarget or PointsTarget on the frame stamped
+        ``stamp`` (ns; None: the node's newest)."""
+        return self.call(self.set_target_client, target_request(target, stamp))
 
     def reset(self) -> Any:
         return self.call(self.reset_client, Trigger.Request())
@@ -360,16 +331,3 @@ class TrackerClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _with_stamp(request: SetTarget.Request, stamp: Optional[int]) -> SetTarget.Request:
-    if stamp is not None:
-        request.use_stamp = True
-        request.stamp = ns_to_stamp(stamp)
-    return request
-
-
-def mask_from_message(msg: Image) -> np.ndarray:
-    """HxW bool mask from a ~/mask message (mono8, 255 = target)."""
-    data = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width]
-    return data != 0

@@ -1,29 +1,19 @@
-"""Environment for running ROS 2 from the project venv (the same variables as scripts/ros_env.sh).
+"""Environment for running ROS 2 from the project venv; the one source of scripts/ros_env.sh's variables.
 
 Pure: reads only the file system, never imports rclpy, so tests can build a node process's env with it.
+`python -m ros_harness.env` prints the variables as shell `export` lines (what ros_env.sh evaluates).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import sysconfig
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def config_dir() -> Path:
-    """The shipped config/ folder: the source tree's, else the installed share/segtrack/config on
-    AMENT_PREFIX_PATH (a colcon install has no source tree beside the package)."""
-    source = REPO_ROOT / "config"
-    if source.is_dir():
-        return source
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        installed = Path(prefix) / "share" / "segtrack" / "config"
-        if prefix and installed.is_dir():
-            return installed
-    raise FileNotFoundError(f"segtrack's config/ is neither at {source} nor in share/segtrack of AMENT_PREFIX_PATH")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "config"
 
 
 def ros_environment(
@@ -33,7 +23,7 @@ def ros_environment(
 
     Returns only the variables it sets; merge them with ``{**os.environ, **ros_environment()}``.
     """
-    config = Path(repo_root).resolve() / "config" if repo_root is not None else config_dir()
+    config = Path(repo_root).resolve() / "config" if repo_root is not None else CONFIG_DIR
     base = os.environ if base is None else base
     prefix = Path(sys.prefix)
     site = Path(sysconfig.get_paths()["purelib"])
@@ -42,11 +32,18 @@ def ros_environment(
         "LD_LIBRARY_PATH": _prepend(libs, base.get("LD_LIBRARY_PATH")),
         "AMENT_PREFIX_PATH": _prepend([str(prefix)], base.get("AMENT_PREFIX_PATH")),
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        # Large best-effort images need shared memory with a big segment (Fast DDS defaults drop them).
         # Fast DDS 3 reads this; the deprecated FASTRTPS_* name would only add a warning per node.
         "FASTDDS_DEFAULT_PROFILES_FILE": str(config / "fastdds_shm.xml"),
+        "PATH": _prepend([str(prefix / "bin")], base.get("PATH")),
     }
 
 
 def _prepend(paths: list[str], existing: str | None) -> str:
     rest = [p for p in (existing or "").split(os.pathsep) if p and p not in paths]
     return os.pathsep.join(paths + rest)
+
+
+if __name__ == "__main__":
+    for name, value in ros_environment().items():
+        print(f"export {name}={shlex.quote(value)}")

@@ -1,6 +1,6 @@
 """Overhead of the segtrack node itself: latency minus the time spent inside the tracker.
 
-python -m segtrack_ros.bench [--resolutions 640x480,1920x1080] [--frames 150] [--backend csrt]
+PYTHONPATH=scripts python -m ros_harness.bench [--resolutions 640x480,1920x1080] [--frames 150] [--backend csrt]
 
 For each resolution a node process (shipped DDS profile, SHM transport) is fed real DAVIS frames scaled to
 that size, one at a time (the next frame goes out once the previous result arrived, so no frame waits in
@@ -47,7 +47,9 @@ def scaled_sequence(sequence: Path, size: tuple[int, int], count: int) -> tuple[
 
 
 def measure(size: tuple[int, int], args: argparse.Namespace, domain_id: int) -> dict:
-    from .client import NodeProcess, TrackerClient, diagnostic_value, stamp_ns
+    from segtrack_ros.conversions import stamp_to_ns
+
+    from .client import NodeProcess, TrackerClient, diagnostic_value
 
     frames, box = scaled_sequence(Path(args.sequence), size, args.frames + args.warmup)
     parameters = {"backend": args.backend, "device": args.device, "publish_debug_image": False}
@@ -63,7 +65,7 @@ def measure(size: tuple[int, int], args: argparse.Namespace, domain_id: int) -> 
         for i, msg in enumerate(messages):
             msg.header.stamp.sec, msg.header.stamp.nanosec = 0, 0
             stamp = client.publish(msg)
-            if not client.wait_for(lambda r: r.targets and stamp_ns(r.targets[-1][1].header.stamp) == stamp, 10):
+            if not client.wait_for(lambda r: r.targets and stamp_to_ns(r.targets[-1][1].header.stamp) == stamp, 10):
                 continue  # lost in transport: not a node measurement
             received_ns, target = client.received.targets[-1]
             if i < args.warmup:

@@ -1,7 +1,7 @@
 """End-to-end ROS demo: a real video (or a recorded bag) played as a camera topic into the segtrack node.
 
-python -m segtrack_ros.demo [--frames DIR | --video FILE | --bag BAG [--topic T]] [--box x,y,w,h] [--fps 24]
-                            [--out out/ros_demo]
+PYTHONPATH=scripts python -m ros_harness.demo [--frames DIR | --video FILE | --bag BAG [--topic T]]
+                                              [--box x,y,w,h] [--fps 24] [--out out/ros_demo]
 
 Starts the node as its own process, publishes the frames at the camera rate, sets the target through
 ~/set_target (box around the first ground-truth mask, or --box), records what the node publishes and
@@ -30,12 +30,11 @@ from segtrack_core.errors import SegtrackError
 from segtrack_core.geometry import mask_to_box
 from segtrack_core.evaluation.datasets import default_data_root
 from segtrack_core.metrics import region_similarity
-from segtrack_core.types import Box, RotatedBox, TrackResult, TrackState
+from segtrack_core.types import Box, TrackResult, TrackState
 from segtrack_core.visualize import draw_overlay
 
 
 DEFAULT_FRAMES = default_data_root() / "davis2016" / "car-shadow" / "frames"
-STATES = {0: TrackState.TRACKING, 1: TrackState.UNCERTAIN, 2: TrackState.LOST}
 
 
 def load_frames(args: argparse.Namespace) -> tuple[list[np.ndarray], float]:
@@ -80,7 +79,7 @@ def start_tracking_on_bag(client, bag: Bag, topic: BagTopic, publish, box, timeo
         stamp = time.time_ns()
         publish(bag.restamped(topic, first, stamp))
         time.sleep(0.2)
-        response = client.set_box(*box, stamp=stamp)
+        response = client.set_target(Box(*box), stamp=stamp)
         if response.success or time.monotonic() > deadline or "no buffered frame" not in response.message:
             return response
 
@@ -100,25 +99,15 @@ def initial_box(args: argparse.Namespace) -> tuple[float, float, float, float]:
     return mask_to_box(mask > 0).as_tuple()
 
 
-def result_from_messages(target, mask_msg) -> TrackResult:
-    """TrackResult rebuilt from the node's TrackedTarget + mask (for drawing)."""
-    from .client import mask_from_message
-
-    box = rbox = None
-    if target.has_box:
-        b, r = target.box, target.rotated_box
-        box = Box(b.center.position.x - b.size_x / 2, b.center.position.y - b.size_y / 2, b.size_x, b.size_y)
-        rbox = RotatedBox(r.center.position.x, r.center.position.y, r.size_x, r.size_y, r.center.theta)
-    return TrackResult(mask_from_message(mask_msg), float(target.score), box, rbox, STATES[target.state])
-
-
 def percentile(values: list[float], q: float) -> Optional[float]:
     return float(np.percentile(values, q)) if values else None
 
 
 def run(args: argparse.Namespace) -> dict:
-    from .client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value, stamp_ns
-    from .replay import play
+    from segtrack_ros.conversions import result_from_messages, stamp_to_ns, state_from_code
+    from segtrack_ros.replay import play
+
+    from .client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value
 
     with contextlib.ExitStack() as stack:
         bag = stack.enter_context(Bag(args.bag)) if args.bag else None
@@ -156,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
                 time.sleep(max(0.0, start + i / fps - time.monotonic()))
                 stamps.append(client.publish_frame(frame))
         last = stamps[-1]
-        client.wait_for(lambda r: any(stamp_ns(m.header.stamp) == last for _, m in r.targets), 30)
+        client.wait_for(lambda r: any(stamp_to_ns(m.header.stamp) == last for _, m in r.targets), 30)
         # Let one more diagnostics message report the final counts.
         seen = len(client.received.diagnostics)
         client.wait_for(lambda r: len(r.diagnostics) > seen, 3)
@@ -164,8 +153,8 @@ def run(args: argparse.Namespace) -> dict:
         node_alive = node.alive()
 
     by_stamp = {stamp: i + 1 for i, stamp in enumerate(stamps)}
-    targets = {stamp_ns(m.header.stamp): (t, m) for t, m in received.targets}
-    masks = {stamp_ns(m.header.stamp): m for _, m in received.masks}
+    targets = {stamp_to_ns(m.header.stamp): (t, m) for t, m in received.targets}
+    masks = {stamp_to_ns(m.header.stamp): m for _, m in received.masks}
     latencies = [(t - s) * 1e-6 for s, (t, _) in targets.items() if s in by_stamp]
     node_latencies = [m.latency_ms for _, (_, m) in targets.items()]
     tracker_ms = [m.tracker_ms for _, (_, m) in targets.items()]
@@ -203,7 +192,7 @@ def run(args: argparse.Namespace) -> dict:
         "frames_in": len(stamps),
         "processed": len([s for s in targets if s in by_stamp]),
         "dropped": dropped,
-        "lost": sum(1 for _, m in targets.values() if m.state == 2),
+        "lost": sum(1 for _, m in targets.values() if state_from_code(m.state) is TrackState.LOST),
         "latency_ms_median": percentile(latencies, 50),
         "latency_ms_p90": percentile(latencies, 90),
         "node_latency_ms_median": percentile(node_latencies, 50),
