@@ -1,7 +1,7 @@
 """Launch the segtrack node on a camera topic.
 
 ros2 launch segtrack tracker.launch.py image:=/camera/image_raw backend:=d3s2 device:=cuda
-backend, device and use_compressed override the params file only when given.
+backend, device (tracker.runtime.device) and use_compressed override the params file only when given.
 Then set a target: ros2 service call /segtrack/set_target segtrack/srv/SetTarget "{type: 0, box: ...}"
 """
 
@@ -53,12 +53,12 @@ def generate_launch_description():
                               default_value=PathJoinSubstitution([FindPackageShare("segtrack"), "config",
                                                                   "tracker.yaml"]),
                               description="node parameters YAML"),
-        # Empty = not given: the params file's value (or the node's default) is used.
-        DeclareLaunchArgument("backend", default_value="", description="tracker backend (default d3s2)"),
+        # Empty = not given: the params file's value, else the node's default, is used.
+        DeclareLaunchArgument("backend", default_value="", description="tracker backend"),
         DeclareLaunchArgument("device", default_value="",
-                              description="auto, cpu, cuda or cuda:N (default auto)"),
+                              description="auto, cpu, cuda or cuda:N (tracker.runtime.device)"),
         DeclareLaunchArgument("use_compressed", default_value="",
-                              description="true: subscribe to <image>/compressed (default false)"),
+                              description="true: subscribe to <image>/compressed"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
     ]
     return LaunchDescription(arguments + [OpaqueFunction(function=shared_memory_profile),

@@ -8,7 +8,6 @@ tracking logic lives in segtrack_core, every message conversion in segtrack_ros.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
@@ -36,15 +35,14 @@ from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core import SegtrackError, create_tracker
 from segtrack_core.errors import ConfigError
-from segtrack_core.registry import get_backend, make_config
 from segtrack_core.visualize import draw_overlay
 
 from . import conversions
 from .cdr import parse_image
 from .frame_buffer import FrameRing
 from .frames import CompressedFrame, InputFrame, RawFrame
-from .parameters import (LIVE_PARAMETERS, NODE_NAME, PARAMETERS, STARTUP_PARAMETERS, THRESHOLDS, backend_overrides,
-                         parameter_error)
+from .parameters import (LIVE_PARAMETERS, NODE_NAME, NODE_PARAMETERS, STARTUP_PARAMETERS, TRACKER_PREFIX,
+                         parameter_error, tracker_config, tracker_parameters, when, with_tracker_values)
 from .worker import LOG_THROTTLE_S, Tracked, TrackingWorker
 
 WORKER_JOIN_TIMEOUT_S = 10.0
@@ -79,11 +77,10 @@ def service_qos_profile(depth: int) -> QoSProfile:
 class SegtrackNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            when = ("applied at once" if name in LIVE_PARAMETERS else
-                    "read at start" if name in STARTUP_PARAMETERS else "read at configure")
+        for name, (default, description) in NODE_PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(
-                description=f"{description} [{when}]", read_only=name in STARTUP_PARAMETERS))
+                description=f"{description} [{when(name)}]", read_only=name in STARTUP_PARAMETERS))
+        self._tracker_parameter_error = self._declare_tracker_parameters()
         # ros2 param set: every change is validated, then applied at once or refused with the reason.
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -105,7 +102,6 @@ class SegtrackNode(LifecycleNode):
         self._diagnostics_timer = None
         self._image_topic = ""
         self._debug_enabled = True
-        self._threshold_defaults: dict[str, float] = {}
         self._mask_writer = conversions.MaskImageWriter()
         # The worker publishes only while this is set, checked under the lock: once the worker is stopped
         # (deactivate, shutdown) a frame it is still finishing can never publish on a dead context.
@@ -114,9 +110,27 @@ class SegtrackNode(LifecycleNode):
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        params = {name: self.get_parameter(name).value for name in PARAMETERS}
+    def _declare_tracker_parameters(self) -> Optional[str]:
+        """Declare tracker.* from the backend's config and parameter set; the error if they cannot be read
+        (configure then fails with it)."""
+        backend, parameter_set = (self.get_parameter(n).value for n in ("backend", "parameter_set"))
         try:
+            settings = tracker_parameters(backend, parameter_set)
+        except SegtrackError as exc:
+            return str(exc.args[0] if exc.args else exc)
+        for info in settings:
+            self.declare_parameter(info.name, info.value, ParameterDescriptor(
+                description=f"{info.help} [{when(info.name)}]"))
+        return None
+
+    def _tracker_values(self) -> dict[str, Any]:
+        return {TRACKER_PREFIX + name: p.value for name, p in self.get_parameters_by_prefix("tracker").items()}
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        params = {name: self.get_parameter(name).value for name in NODE_PARAMETERS}
+        try:
+            if self._tracker_parameter_error:
+                raise ConfigError(self._tracker_parameter_error)
             for name, value in params.items():  # values given at start never went through _check_parameters
                 error = parameter_error(name, value)
                 if error:
@@ -124,14 +138,8 @@ class SegtrackNode(LifecycleNode):
             self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
             service_qos = service_qos_profile(params["service_queue_depth"])
             self._ring = FrameRing(params["frame_buffer_size"], params["frame_buffer_max_mb"] * MIB)
-            backend = params["backend"]
-            overrides = backend_overrides(backend, params, self.get_logger().warning)
-            source = params["tracker_config"] or None
-            self._tracker = create_tracker(backend, source, **overrides)
-            # What a negative threshold set later means: the backend config's own value.
-            fields = {f.name for f in dataclasses.fields(get_backend(backend).config_cls)}
-            base_config = make_config(backend, source)
-            self._threshold_defaults = {name: getattr(base_config, name) for name in THRESHOLDS if name in fields}
+            config = tracker_config(params["backend"], params["parameter_set"], self._tracker_values())
+            self._tracker = create_tracker(params["backend"], config)
         except (SegtrackError, ValueError) as exc:
             reason = exc.args[0] if exc.args else exc  # KeyError-based errors would print quoted
             self.get_logger().error(f"configure failed: {reason}; fix the parameters, then configure again "
@@ -233,7 +241,7 @@ class SegtrackNode(LifecycleNode):
     def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate a ros2 param set before it happens: refuse bad values, and configure-time parameters
         while configured (they would silently wait for the next configure)."""
-        values = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        values = {p.name: p.value for p in parameters}
         configured = self._tracker is not None
         try:
             for name, value in values.items():
@@ -244,39 +252,28 @@ class SegtrackNode(LifecycleNode):
                              "then configure")
                 if error:
                     raise ConfigError(error)
-            if configured:
-                self._thresholds_config(values)
+            tracker_values = {n: v for n, v in values.items() if n.startswith(TRACKER_PREFIX)}
+            if tracker_values and not self._tracker_parameter_error:
+                base = (self._tracker.config if configured else
+                        tracker_config(self.get_parameter("backend").value, self.get_parameter("parameter_set").value,
+                                       self._tracker_values()))
+                with_tracker_values(base, tracker_values)
         except SegtrackError as exc:
             self.get_logger().warning(f"parameter change refused: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
-        values = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        values = {p.name: p.value for p in parameters}
         if self._tracker is None or not values:
             return  # not configured: configure reads them
-        self._params.update(values)
-        config = self._thresholds_config(values)
-        if config is not None:
-            self._tracker.config = config  # backends read their thresholds from .config on every frame
+        self._params.update({n: v for n, v in values.items() if n in NODE_PARAMETERS})
+        tracker_values = {n: v for n, v in values.items() if n.startswith(TRACKER_PREFIX)}
+        if tracker_values:  # live ones only: the others were refused while configured
+            self._tracker.config = with_tracker_values(self._tracker.config, tracker_values)
         self._debug_enabled = self._params["publish_debug_image"]
         self._worker.enabled = self._params["enabled"]
         self.get_logger().info("applied " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
-
-    def _thresholds_config(self, values: dict[str, Any]) -> Optional[Any]:
-        """The tracker's config with the thresholds among ``values`` (negative = the configured default),
-        None if there are none; raises ConfigError if the backend lacks one or they do not fit together."""
-        changes = {}
-        for name in THRESHOLDS:
-            if name not in values:
-                continue
-            if name in self._threshold_defaults:
-                changes[name] = values[name] if values[name] >= 0 else self._threshold_defaults[name]
-            elif values[name] >= 0:
-                raise ConfigError(f"backend {self._params['backend']!r} has no {name} setting")
-        if not changes:
-            return None
-        return make_config(self._params["backend"], self._tracker.config, **changes)
 
     # ---- executor side: callbacks ----------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
     backend = "d3s2" if "d3s2" in available_backends() else "csrt"
     frames, masks = load_davis_frames("car-shadow", 40)
     configure_this_process(DOMAIN_ID)
-    with NodeProcess(DOMAIN_ID, {"backend": backend, "device": "cpu"}) as node, \
+    with NodeProcess(DOMAIN_ID, {"backend": backend, "tracker.runtime.device": "cpu"}) as node, \
             TrackerClient(DOMAIN_ID, keep_masks=False) as client:
         assert client.wait_for_services(60), f"no services; node log:\n{node.log()}"
         assert client.wait_for_subscriber(10)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segtrack_ros.parameters import LAUNCH_OVERRIDES, NODE_NAME, PARAMETERS, launch_overrides
+from segtrack_ros.parameters import LAUNCH_OVERRIDES, NODE_NAME, NODE_PARAMETERS, launch_overrides, tracker_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
@@ -71,7 +71,8 @@ def test_every_launch_argument_reaches_the_node(launch_tree, node_call):
     arguments = {c.args[0].value for c in calls(launch_tree, "DeclareLaunchArgument")}
     assert {"image", "params_file", "device", "backend", "use_compressed", "namespace"} <= arguments
     assert arguments == set(NON_PARAMETER_ARGUMENTS) | set(LAUNCH_OVERRIDES)
-    assert set(LAUNCH_OVERRIDES) <= set(PARAMETERS)
+    declared = set(NODE_PARAMETERS) | {i.name for i in tracker_parameters("d3s2", "default")}
+    assert set(LAUNCH_OVERRIDES.values()) <= declared
     # The parameter arguments reach the node through launch_overrides, on top of the params file.
     (function,) = [n for n in launch_tree.body if isinstance(n, ast.FunctionDef) and n.name == "segtrack_node"]
     assert node_call in list(ast.walk(function))
@@ -95,8 +96,8 @@ def test_parameter_launch_arguments_default_to_not_given(launch_tree):
 def test_launch_overrides_keep_only_the_arguments_given():
     assert launch_overrides({"backend": "", "device": "", "use_compressed": ""}) == {}
     assert launch_overrides({"backend": "csrt", "device": "", "use_compressed": ""}) == {"backend": "csrt"}
-    assert launch_overrides({"device": "cuda:1", "use_compressed": "True"}) == {"device": "cuda:1",
-                                                                               "use_compressed": True}
+    assert launch_overrides({"device": "cuda:1", "use_compressed": "True"}) == {
+        "tracker.runtime.device": "cuda:1", "use_compressed": True}
     assert launch_overrides({"use_compressed": "false"}) == {"use_compressed": False}
     with pytest.raises(ValueError, match="use_compressed must be true or false"):
         launch_overrides({"use_compressed": "yes please"})
@@ -110,25 +111,10 @@ def test_launch_points_fast_dds_at_the_shipped_profile(launch_tree):
     assert (REPO / "config" / "fastdds_shm.xml").is_file()
 
 
-def flatten(mapping: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def test_config_file_holds_exactly_the_declared_parameters_with_their_defaults():
+def test_the_shipped_params_file_restates_no_default():
     config = yaml.safe_load(CONFIG_FILE.read_text())
     key = f"/**/{NODE_NAME}"  # matches the node in any namespace
-    assert list(config) == [key] and list(config[key]) == ["ros__parameters"]
-    values = flatten(config[key]["ros__parameters"])
-    assert set(values) == set(PARAMETERS)
-    for name, value in values.items():
-        default = PARAMETERS[name][0]
-        assert type(value) is type(default) and value == default, (name, value, default)
+    assert config == {key: {"ros__parameters": {}}}
 
 
 def test_launch_file_starts_a_working_node(tmp_path, load_davis_frames):

@@ -33,7 +33,7 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
     config = yaml.safe_load(DEFAULT_PARAMS_FILE.read_text())
     settings = next(iter(config.values()))["ros__parameters"]
     settings.update(backend="csrt", use_compressed=True, autostart=False)
-    settings["qos"]["reliability"] = "reliable"
+    settings["qos"] = {"reliability": "reliable"}
     params_file = tmp_path / "tracker.yaml"
     params_file.write_text(yaml.safe_dump(config))
     reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)

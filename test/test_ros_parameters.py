@@ -1,53 +1,54 @@
-"""Node parameters -> backend config overrides (pure: no ROS needed)."""
+"""The node's parameters: its own, and tracker.* generated from the backend's config (pure: no ROS)."""
 
 from __future__ import annotations
 
+import pytest
 
 from segtrack_core import create_tracker
-from segtrack_ros.parameters import LIVE_PARAMETERS, PARAMETERS, backend_overrides, parameter_error
+from segtrack_core.config import describe
+from segtrack_core.errors import ConfigError
+from segtrack_core.registry import BACKENDS
+from segtrack_ros.parameters import (LIVE_PARAMETERS, NODE_PARAMETERS, STARTUP_PARAMETERS, parameter_error,
+                                     tracker_config, tracker_parameters, with_tracker_values)
 
 
-def defaults(**changes):
-    values = {name: default for name, (default, _) in PARAMETERS.items()}
-    values.update(changes)
-    return values
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_setting_of_the_backend_is_a_described_parameter(backend):
+    settings = {info.name: info for info in tracker_parameters(backend, "default")}
+    fields = {"tracker." + info.name for info in describe(BACKENDS[backend].config_cls)}
+    assert set(settings) == fields and fields
+    for info in settings.values():
+        assert info.help and info.type in (bool, int, float, str), info
+        assert type(info.value) is info.type, info  # ROS types the parameter by its default
 
 
-def test_unset_parameters_never_override_the_backend_config():
-    warnings = []
-    assert backend_overrides("csrt", defaults(), warnings.append) == {}
-    assert warnings == []
+def test_the_parameter_set_gives_the_defaults():
+    defaults = {i.name: i.value for i in tracker_parameters("d3s2", "default")}
+    fp16 = {i.name: i.value for i in tracker_parameters("d3s2", "cuda_fp16")}
+    assert defaults["tracker.runtime.device"] == "auto" and fp16["tracker.runtime.device"] == "cuda"
+    assert fp16["tracker.runtime.half"] and {k for k in fp16 if fp16[k] != defaults[k]} == {
+        "tracker.runtime.device", "tracker.runtime.half"}
 
 
-def test_settings_a_backend_lacks_are_ignored_with_a_warning():
-    warnings = []
-    overrides = backend_overrides("csrt", defaults(weights="/models/lite0.pt", device="cpu", half=True),
-                                  warnings.append)
-    assert overrides == {}
-    assert len(warnings) == 3 and all("ignored" in w and "csrt" in w for w in warnings)
-    assert any("weights='/models/lite0.pt'" in w for w in warnings)
+def test_tracker_parameters_build_the_config_and_are_checked_by_it():
+    config = tracker_config("d3s2", "cuda_fp16", {"tracker.runtime.device": "cpu", "tracker.runtime.half": False,
+                                                  "tracker.gem.memory": 20, "tracker.tracking_threshold": 0.55})
+    tracker = create_tracker("d3s2", config)
+    assert tracker.device == "cpu" and tracker.config.gem.memory == 20 and tracker.config.tracking_threshold == 0.55
+    assert with_tracker_values(config, {"tracker.lost_threshold": 0.2}).lost_threshold == 0.2
+    with pytest.raises(ConfigError, match="lost_threshold <= tracking_threshold"):
+        with_tracker_values(config, {"tracker.lost_threshold": 0.9})
+    with pytest.raises(ConfigError, match="device"):
+        tracker_config("d3s2", "default", {"tracker.runtime.device": "gpu"})
 
 
-def test_settings_the_backend_has_are_passed_through_and_build_a_tracker(tmp_path):
-    warnings = []
-    overrides = backend_overrides("d3s2", defaults(device="cpu", tracking_threshold=0.55, lost_threshold=0.25),
-                                  warnings.append)
-    assert overrides == {"runtime.device": "cpu", "tracking_threshold": 0.55, "lost_threshold": 0.25}
-    assert warnings == []
-    tracker = create_tracker("d3s2", None, **overrides)
-    assert tracker.config.tracking_threshold == 0.55 and str(tracker.device) == "cpu"
-    weights = backend_overrides("d3s2", defaults(weights=str(tmp_path / "w.pt")), warnings.append)
-    assert weights == {"features.weights": str(tmp_path / "w.pt")} and warnings == []
-
-
-def test_parameter_values_are_checked(tmp_path):
-    assert all(parameter_error(name, default) is None for name, (default, _) in PARAMETERS.items())
+def test_node_parameter_values_are_checked():
+    assert all(parameter_error(name, default) is None for name, (default, _) in NODE_PARAMETERS.items())
     assert "not registered" in parameter_error("backend", "nope")
-    assert parameter_error("device", "cuda:1") is None and "cuda:N" in parameter_error("device", "gpu")
-    assert "not a file" in parameter_error("tracker_config", str(tmp_path / "missing.yaml"))
-    assert parameter_error("tracking_threshold", -1.0) is None and parameter_error("lost_threshold", 0.2) is None
-    assert "(0, 1]" in parameter_error("lost_threshold", 0.0) and "(0, 1]" in parameter_error("lost_threshold", 1.5)
-    for name in ("frame_buffer_size", "qos.depth", "service_queue_depth"):
+    for name in ("frame_buffer_size", "qos.depth", "qos.output_depth", "service_queue_depth"):
         assert "at least 1" in parameter_error(name, 0)
     assert "best_effort or reliable" in parameter_error("qos.reliability", "sometimes")
-    assert set(LIVE_PARAMETERS) <= set(PARAMETERS)
+    assert set(STARTUP_PARAMETERS) <= set(NODE_PARAMETERS)
+    tracker_live = {name for name in LIVE_PARAMETERS if name.startswith("tracker.")}
+    assert tracker_live <= {i.name for i in tracker_parameters("d3s2", "default")}
+    assert set(LIVE_PARAMETERS) - tracker_live <= set(NODE_PARAMETERS)

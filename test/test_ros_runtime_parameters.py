@@ -30,7 +30,7 @@ def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
 
     frames, box = frames_and_box
     configure_this_process(DOMAIN_ID)
-    with NodeProcess(DOMAIN_ID, {"backend": "d3s2", "device": "cpu"}) as node, \
+    with NodeProcess(DOMAIN_ID, {"backend": "d3s2", "tracker.runtime.device": "cpu"}) as node, \
             TrackerClient(DOMAIN_ID, debug_image=True) as client:
         assert client.wait_for_services(60) and client.wait_for_subscriber(10), node.log()
         assert client.start_tracking(frames[0], box).success
@@ -38,22 +38,24 @@ def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
         assert target.state == TrackedTarget.STATE_TRACKING
 
         # Thresholds apply to the running tracker: with these no score is good enough.
-        results = client.set_parameters(tracking_threshold=1.0, lost_threshold=0.999)
+        results = client.set_parameters(tracker__tracking_threshold=1.0, tracker__lost_threshold=0.999)
         assert all(r.successful for r in results), [r.reason for r in results]
         # d3s2 declares a loss after lost_patience (3) weak frames in a row; the frame repeats so the
         # later steps keep their frames.
         states = [client.track_frame(frames[2], timeout=30)[0] for _ in range(3)]
         assert [t.state for t in states] == [TrackedTarget.STATE_UNCERTAIN] * 2 + [TrackedTarget.STATE_LOST]
         assert not states[-1].has_box
-        assert all(r.successful for r in client.set_parameters(lost_threshold=-1.0, tracking_threshold=-1.0))
+        assert all(r.successful for r in client.set_parameters(tracker__lost_threshold=0.3,
+                                                               tracker__tracking_threshold=0.5))
 
         refused = {
             "qos__depth": (0, "at least 1"),
-            "device": ("cpu", "needs reconfigure"),
-            "backend": ("csrt", "needs reconfigure"),
+            "tracker__runtime__device": ("cpu", "needs reconfigure"),
+            "tracker__gem__memory": (20, "needs reconfigure"),
+            "backend": ("csrt", "read-only"),
             "frame_buffer_size": (10, "needs reconfigure"),
-            "lost_threshold": (0.9, "lost_threshold <= tracking_threshold"),  # tracking is 0.5
-            "tracking_threshold": (2.0, "(0, 1]"),
+            "tracker__lost_threshold": (0.9, "lost_threshold <= tracking_threshold"),  # tracking is 0.5
+            "tracker__tracking_threshold": (2.0, "tracking_threshold <= 1"),
             "autostart": (False, "read-only"),
             "service_queue_depth": ("many", "type"),
         }

@@ -44,7 +44,7 @@ def test_signals_while_tracking_end_the_node_cleanly(client, frames_and_box, sig
     from ros_harness.client import NodeProcess
 
     frames, box = frames_and_box
-    node = NodeProcess(DOMAIN_ID, {"backend": "d3s2", "device": "cpu"})
+    node = NodeProcess(DOMAIN_ID, {"backend": "d3s2", "tracker.runtime.device": "cpu"})
     stop = threading.Event()
 
     def camera():  # 30 Hz, faster than d3s2 on CPU: the worker is always busy

@@ -14,7 +14,7 @@ from prerequisites import needs_ros
 from siammask_reference import save_official_layout, tracker_reference
 
 from segtrack_core import create_tracker
-from segtrack_ros.parameters import PARAMETERS, backend_overrides
+from segtrack_ros.parameters import tracker_config
 
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN_ID = 1 + (os.getpid() + 53) % 100
@@ -28,12 +28,9 @@ def checkpoint(tmp_path_factory):
 
 
 def test_node_weights_parameter_reaches_the_siammask_config(checkpoint):
-    values = {name: default for name, (default, _) in PARAMETERS.items()}
-    values.update(weights=str(checkpoint), device="cpu")
-    warnings = []
-    overrides = backend_overrides("siammask", values, warnings.append)
-    assert overrides == {"weights": str(checkpoint), "runtime.device": "cpu"} and warnings == []
-    assert create_tracker("siammask", "siammask/vot", **overrides).config.lr == 0.25
+    config = tracker_config("siammask", "vot", {"tracker.weights": str(checkpoint), "tracker.runtime.device": "cpu"})
+    tracker = create_tracker("siammask", config)
+    assert tracker.config.lr == 0.25 and tracker.config.weights == str(checkpoint) and tracker.device == "cpu"
 
 
 @needs_ros_here
@@ -45,8 +42,8 @@ def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
     frames = load_davis_frames("car-shadow", 4)[0]
     reference = tracker_reference()["target_mask"] > 0
     configure_this_process(DOMAIN_ID)
-    parameters = {"backend": "siammask", "weights": str(checkpoint), "device": "cpu",
-                  "tracker_config": "siammask/davis", "tracking_threshold": 0.5}
+    parameters = {"backend": "siammask", "parameter_set": "davis", "tracker.weights": str(checkpoint),
+                  "tracker.runtime.device": "cpu", "tracker.tracking_threshold": 0.5}
     with NodeProcess(DOMAIN_ID, parameters) as node, TrackerClient(DOMAIN_ID) as client:
         assert client.wait_for_services(60), f"node services never appeared; node log:\n{node.log()}"
         assert client.wait_for_subscriber(30), f"node never subscribed; node log:\n{node.log()}"
@@ -64,7 +61,7 @@ def test_node_tracks_with_siammask(checkpoint, load_davis_frames):
 def test_node_without_weights_fails_configure_with_the_download_hint():
     from ros_harness.client import NodeProcess
 
-    with NodeProcess(DOMAIN_ID, {"backend": "siammask", "device": "cpu"}) as node:
+    with NodeProcess(DOMAIN_ID, {"backend": "siammask", "tracker.runtime.device": "cpu"}) as node:
         deadline = time.monotonic() + 60
         while "configure failed" not in node.log() and time.monotonic() < deadline and node.alive():
             time.sleep(0.5)

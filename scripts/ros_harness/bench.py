@@ -52,7 +52,7 @@ def measure(size: tuple[int, int], args: argparse.Namespace, domain_id: int) -> 
     from .client import NodeProcess, TrackerClient, diagnostic_value
 
     frames, box = scaled_sequence(Path(args.sequence), size, args.frames + args.warmup)
-    parameters = {"backend": args.backend, "device": args.device, "publish_debug_image": False}
+    parameters = {"backend": args.backend, "tracker.runtime.device": args.device, "publish_debug_image": False}
     with NodeProcess(domain_id, parameters) as node, TrackerClient(domain_id, keep_masks=False) as client:
         if not client.wait_for_services(90) or not client.wait_for_subscriber(10):
             raise SystemExit(f"the node did not come up; its log:\n{node.log()}")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
         configure_this_process(domain_id)
-        parameters = {"backend": args.backend, "device": args.device, "publish_debug_image": False,
+        parameters = {"backend": args.backend, "tracker.runtime.device": args.device, "publish_debug_image": False,
                       "use_compressed": bool(topic and topic.compressed)}
         print(f"starting segtrack node (backend {args.backend}, device {args.device}, ROS domain {domain_id})")
         node = stack.enter_context(NodeProcess(domain_id, parameters, log_path=out / "node.log"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..config import setting
 from ..errors import InvalidTargetError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, rotated_box_to_box, target_to_mask
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
@@ -19,8 +20,8 @@ from .base import Tracker
 
 @dataclass
 class CsrtConfig:
-    use_color_names: bool = True
-    use_hog: bool = True
+    use_color_names: bool = setting(True, "colour-names features")
+    use_hog: bool = setting(True, "HOG features")
 
 
 def _initial_box(target: Target, shape: tuple[int, int]) -> Box:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import cv2
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..runtime import RuntimeConfig, start_runtime
+from ..config import section, setting
 from ..errors import ConfigError, MissingWeightsError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, polygon_to_rotated_box, rotated_box_to_box
 from ..nets.siammask import ANCHOR_COUNT, REFINED_SIDE, load_siammask
@@ -71,16 +72,16 @@ WEIGHTS_HELP = (
 
 @dataclass
 class SiamMaskConfig:
-    weights: str = ""  # SiamMask_DAVIS.pth or SiamMask_VOT.pth (required)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # device, fp16 network, CPU threads
+    weights: str = setting("", "SiamMask_DAVIS.pth or SiamMask_VOT.pth (required)")
+    runtime: RuntimeConfig = section(RuntimeConfig, "device, fp16 network, CPU threads")
     # The official hyper-parameters ("hp"); the defaults are config_davis.json's.
-    penalty_k: float = 0.04  # scale/ratio change penalty
-    window_influence: float = 0.4  # weight of the cosine window
-    lr: float = 1.0  # size learning rate (times penalty x score of the chosen anchor)
-    seg_thr: float = 0.35  # mask probability threshold
-    # Reporting only (not part of SiamMask): score thresholds of the tracking state.
-    tracking_threshold: float = 0.8
-    lost_threshold: float = 0.3
+    penalty_k: float = setting(0.04, "scale/ratio change penalty")
+    window_influence: float = setting(0.4, "weight of the cosine window")
+    lr: float = setting(1.0, "size learning rate (times penalty x score of the chosen anchor)")
+    seg_thr: float = setting(0.35, "mask probability threshold")
+    # Reporting only (not part of SiamMask).
+    tracking_threshold: float = setting(0.8, "score above which the target is TRACKING")
+    lost_threshold: float = setting(0.3, "score below which the target is LOST")
 
     def __post_init__(self) -> None:
         if not 0 < self.lost_threshold <= self.tracking_threshold <= 1:
