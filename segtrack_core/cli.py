@@ -175,16 +175,11 @@ def _initial_target(args: argparse.Namespace) -> Target:
     return box
 
 
-def _init_result(target: Target, frame: np.ndarray) -> TrackResult:
-    """What to draw and save for the initialisation frame: the given target itself (points as the mask
-    they prompt)."""
-    if isinstance(target, PointsTarget):
-        mask = points_to_mask(frame, target)
-    else:
-        mask = target_to_mask(target, frame.shape[:2])
+def _init_result(target: Target, shape: tuple[int, int]) -> TrackResult:
+    """What to draw and save for the initialisation frame: the given target itself."""
     box = target if isinstance(target, Box) else None
-    rotated = None if isinstance(target, (Box, MaskTarget, PointsTarget)) else target
-    return complete_boxes(TrackResult(mask, 1.0, box, rotated, TrackState.TRACKING))
+    rotated = None if isinstance(target, (Box, MaskTarget)) else target
+    return complete_boxes(TrackResult(target_to_mask(target, shape), 1.0, box, rotated, TrackState.TRACKING))
 
 
 def _frame_source(args: argparse.Namespace) -> FrameSource | BagFrameSource:
@@ -209,8 +204,10 @@ def cmd_track(args: argparse.Namespace) -> int:
         for index, frame in source:
             bar.update(1)
             if not tracker.initialized:
+                if isinstance(target, PointsTarget):  # GrabCut once: the tracker and the drawing share it
+                    target = MaskTarget(points_to_mask(frame, target))
                 tracker.initialize(frame, target)
-                result = _init_result(target, frame)
+                result = _init_result(target, frame.shape[:2])
                 label = f"{args.backend} #{index} init"
             else:
                 start = time.perf_counter()

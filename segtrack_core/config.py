@@ -23,6 +23,12 @@ def setting(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+def check_thresholds(lost_threshold: float, tracking_threshold: float) -> None:
+    """The tracking-state thresholds every backend reports with: 0 < lost <= tracking <= 1."""
+    if not 0 < lost_threshold <= tracking_threshold <= 1:
+        raise ConfigError("thresholds must satisfy 0 < lost_threshold <= tracking_threshold <= 1")
+
+
 def section(cls: Type, help: str) -> Any:
     """A nested config section (a dataclass field defaulting to ``cls()``) with its description."""
     return dataclasses.field(default_factory=cls, metadata={"help": help})

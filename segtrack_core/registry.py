@@ -27,13 +27,10 @@ class Backend:
     weights_setting: Optional[str] = None  # the (dotted) setting holding its weights file, if it takes one
     needs_weights: bool = False  # refuses to start without a weights file
 
-    def has_setting(self, name: str) -> bool:
-        return any(f.name == name for f in dataclasses.fields(self.config_cls))
-
     @property
     def has_runtime(self) -> bool:
         """Whether it computes with torch, configured by a ``runtime`` section (device, half, threads)."""
-        return self.has_setting("runtime")
+        return any(f.name == "runtime" for f in dataclasses.fields(self.config_cls))
 
 
 BACKENDS: Dict[str, Backend] = {b.name: b for b in (

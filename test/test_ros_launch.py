@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prerequisites import needs_ros
 
 from segtrack_ros.parameters import LAUNCH_OVERRIDES, NODE_NAME, NODE_PARAMETERS, launch_overrides, tracker_parameters
 
@@ -115,6 +116,20 @@ def test_the_shipped_params_file_restates_no_default():
     config = yaml.safe_load(CONFIG_FILE.read_text())
     key = f"/**/{NODE_NAME}"  # matches the node in any namespace
     assert config == {key: {"ros__parameters": {}}}
+
+
+@needs_ros("a node given the shipped params file plus the launch arguments' parameters")
+def test_the_launch_arguments_reach_a_node_as_declared_parameters():
+    """What the launch file passes (params file, then launch_overrides) started without launch_ros, which
+    CI cannot have: every override must be a parameter the node declares, with the value given."""
+    from ros_harness.client import NodeProcess, TrackerClient, configure_this_process
+
+    domain_id = 1 + (os.getpid() + 83) % 100
+    overrides = launch_overrides({"backend": "d3s2", "device": "cpu", "use_compressed": "true"})
+    configure_this_process(domain_id)
+    with NodeProcess(domain_id, overrides, params_file=CONFIG_FILE) as node, TrackerClient(domain_id) as client:
+        assert client.wait_for_services(60), f"the node did not configure; log:\n{node.log()}"
+        assert client.get_parameters(*overrides) == overrides, node.log()
 
 
 def test_launch_file_starts_a_working_node(tmp_path, load_davis_frames):

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..runtime import RuntimeConfig, start_runtime
-from ..config import section, setting
+from ..config import check_thresholds, section, setting
 from ..errors import ConfigError, MissingWeightsError
 from ..geometry import box_to_rotated_box, clip_box, mask_to_box, polygon_to_rotated_box, rotated_box_to_box
 from ..nets.siammask import ANCHOR_COUNT, REFINED_SIDE, load_siammask
+from ..runtime import RuntimeConfig, start_runtime
+from ..stopwatch import Stopwatch
 from ..types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from .base import Tracker
 
@@ -84,8 +85,7 @@ class SiamMaskConfig:
     lost_threshold: float = setting(0.3, "score below which the target is LOST")
 
     def __post_init__(self) -> None:
-        if not 0 < self.lost_threshold <= self.tracking_threshold <= 1:
-            raise ConfigError("thresholds must satisfy 0 < lost_threshold <= tracking_threshold <= 1")
+        check_thresholds(self.lost_threshold, self.tracking_threshold)
         if not 0 <= self.window_influence <= 1 or not 0 <= self.lr <= 1:
             raise ConfigError("window_influence and lr must lie in [0, 1]")
         if not 0 < self.seg_thr < 1 or self.penalty_k < 0:
@@ -169,12 +169,6 @@ def largest_contour_box(target_mask: np.ndarray) -> tuple[Optional[np.ndarray], 
     return cv2.boxPoints(cv2.minAreaRect(contours[best].reshape(-1, 2))), areas[best]
 
 
-def _lap(timings: dict, stage: str, start: float) -> float:
-    now = time.perf_counter()
-    timings[stage] = now - start
-    return now
-
-
 @dataclass
 class StepRecord:
     """Every stage of one official tracking step (names as in ``siamese_track``)."""
@@ -249,8 +243,7 @@ class SiamMaskTracker(Tracker):
         """One official tracking step from the current pos/size; updates them (clamped to the frame)."""
         cfg = self.config
         height, width = frame.shape[:2]
-        timings = {}
-        start = time.perf_counter()
+        watch = Stopwatch()
         context = CONTEXT_AMOUNT * self.size.sum()
         # The official code swaps w and h here (against the template); the product is the same.
         s_x = math.sqrt((self.size[1] + context) * (self.size[0] + context))
@@ -259,14 +252,14 @@ class SiamMaskTracker(Tracker):
         side = round(s_x)
         crop_box = np.array([self.pos[0] - side / 2, self.pos[1] - side / 2, side, side], np.float64)
         x_crop, subwindow = crop_subwindow(frame, self.pos, INSTANCE_SIZE, side, self.avg_chans)
-        start = _lap(timings, "crop", start)
+        watch.lap("crop")
 
         with torch.inference_mode():
             out = self.net.search(self._to_tensor(x_crop), self.zf)
             cls = out.cls.float().permute(1, 2, 3, 0).reshape(2, -1).t()
             score = F.softmax(cls, dim=1)[:, 1].cpu().numpy()
             delta = out.loc.float().permute(1, 2, 3, 0).reshape(4, -1).cpu().numpy()
-        start = _lap(timings, "network", start)
+        watch.lap("network")
         anchor = self.anchor
         delta[0] = delta[0] * anchor[:, 2] + anchor[:, 0]
         delta[1] = delta[1] * anchor[:, 3] + anchor[:, 1]
@@ -293,21 +286,21 @@ class SiamMaskTracker(Tracker):
         res_sz = self.size * (1 - lr) + pred[2:] * lr
 
         _, row, col = np.unravel_index(best, (ANCHOR_COUNT, SCORE_SIZE, SCORE_SIZE))
-        start = _lap(timings, "decode", start)
+        watch.lap("decode")
         with torch.inference_mode():
             logits = self.net.refine(out, int(row), int(col)).float()
             mask = logits.sigmoid().reshape(REFINED_SIDE, REFINED_SIDE).cpu().numpy()
-        start = _lap(timings, "refine", start)
+        watch.lap("refine")
         mask_in_img, sub_box, back_box = back_project(mask, crop_box, int(row), int(col), (height, width))
         target_mask = (mask_in_img > cfg.seg_thr).astype(np.uint8)
         polygon, area = largest_contour_box(target_mask)
-        _lap(timings, "mask", start)
+        watch.lap("mask")
 
         self.pos = np.array([min(max(res_pos[0], 0.0), width), min(max(res_pos[1], 0.0), height)])
         self.size = np.array([min(max(res_sz[0], 10.0), width), min(max(res_sz[1], 10.0), height)])
         return StepRecord(crop_box, x_crop, subwindow, scale_x, score, delta, penalty, pscore, best, lr,
                           res_pos, res_sz, mask, sub_box, back_box, mask_in_img, target_mask, polygon, area,
-                          timings)
+                          watch.timings)
 
     def _track(self, frame: np.ndarray) -> TrackResult:
         start = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config import section, setting
+from ...config import check_thresholds, section, setting
 from ...errors import ConfigError
 from ...models.gem import GemSettings
 from ...runtime import RuntimeConfig
@@ -131,7 +131,6 @@ class D3S2Config:
                                          "row are LOST")
 
     def __post_init__(self) -> None:
-        if not 0 < self.lost_threshold <= self.tracking_threshold <= 1:
-            raise ConfigError("thresholds must satisfy 0 < lost_threshold <= tracking_threshold <= 1")
+        check_thresholds(self.lost_threshold, self.tracking_threshold)
         if self.confidence.redetect_scale < self.features.search_scale:
             raise ConfigError("confidence.redetect_scale must be >= features.search_scale")
