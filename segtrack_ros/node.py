@@ -1,14 +1,14 @@
 """ROS 2 lifecycle node `segtrack`: camera images in, target mask / boxes / state out.
 
-The node is lifecycle, parameters, pub/sub wiring and diagnostics. Tracking runs on a TrackingWorker
-(segtrack_ros.worker) thread fed by the image callback; service handlers await the worker's futures as
-coroutines, so the one executor thread keeps taking images and answering other requests meanwhile. All
-tracking logic lives in segtrack_core, every message conversion in segtrack_ros.conversions.
+The node is lifecycle, parameters, wiring and diagnostics. Tracking runs on a TrackingWorker
+(segtrack_ros.worker) thread fed by the image callback, which publishes through segtrack_ros.outputs;
+service handlers await the worker's futures as coroutines, so the one executor thread keeps taking images
+and answering other requests meanwhile. All tracking logic lives in segtrack_core, every message
+conversion in segtrack_ros.conversions.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -17,61 +17,35 @@ from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
-from vision_msgs.msg import Detection2DArray
 
-from segtrack.msg import TrackedTarget
 from segtrack.srv import SetTarget
 from segtrack_core import SegtrackError, create_tracker
 from segtrack_core.errors import ConfigError
-from segtrack_core.visualize import draw_overlay
 
 from . import conversions
 from .cdr import parse_image
 from .frame_buffer import FrameRing
 from .frames import CompressedFrame, InputFrame, RawFrame
+from .outputs import Outputs
 from .parameters import (LIVE_PARAMETERS, NODE_NAME, NODE_PARAMETERS, STARTUP_PARAMETERS, TRACKER_PREFIX,
                          parameter_error, tracker_config, tracker_parameters, when, with_tracker_values)
-from .worker import LOG_THROTTLE_S, Tracked, TrackingWorker
+from .qos import image_qos, service_qos
+from .worker import LOG_THROTTLE_S, TrackingWorker
 
 WORKER_JOIN_TIMEOUT_S = 10.0
 DIAGNOSTICS_PERIOD_S = 1.0
 MIB = 1 << 20
 STOP_POLL_S = 0.1  # how often the executor loop looks for a SIGINT/SIGTERM
-
-
-def qos_profile(reliability: str, depth: int) -> QoSProfile:
-    """The image subscription's QoS (values checked with the other parameters)."""
-    policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-def resident_bytes() -> Optional[int]:
-    """This process's resident memory (Linux /proc), or None where that is not available."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def service_qos_profile(depth: int) -> QoSProfile:
-    """The services' default QoS with a request queue of ``depth`` (rclpy's default of 10 drops the 11th
-    concurrent call); ``depth`` was checked with the other parameters."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
 
 
 class SegtrackNode(LifecycleNode):
@@ -93,20 +67,13 @@ class SegtrackNode(LifecycleNode):
         self._params: dict[str, Any] = {}
         self._tracker = None
         self._device = ""
-        self._target_pub = self._mask_pub = self._detections_pub = self._debug_pub = None
-        self._diagnostics_pub = None
+        self._outputs: Optional[Outputs] = None
         self._ring: Optional[FrameRing[InputFrame]] = None
         self._worker: Optional[TrackingWorker] = None  # exists while configured; its thread while active
         self._subscriptions_active: list = []
         self._tracker_services: list = []
         self._diagnostics_timer = None
         self._image_topic = ""
-        self._debug_enabled = True
-        self._mask_writer = conversions.MaskImageWriter()
-        # The worker publishes only while this is set, checked under the lock: once the worker is stopped
-        # (deactivate, shutdown) a frame it is still finishing can never publish on a dead context.
-        self._outputs_lock = threading.Lock()
-        self._outputs_open = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -135,8 +102,7 @@ class SegtrackNode(LifecycleNode):
                 error = parameter_error(name, value)
                 if error:
                     raise ConfigError(error)
-            self._image_qos = qos_profile(params["qos.reliability"], params["qos.depth"])
-            service_qos = service_qos_profile(params["service_queue_depth"])
+            self._image_qos = image_qos(params["qos.reliability"], params["qos.depth"])
             self._ring = FrameRing(params["frame_buffer_size"], params["frame_buffer_max_mb"] * MIB)
             config = tracker_config(params["backend"], params["parameter_set"], self._tracker_values())
             self._tracker = create_tracker(params["backend"], config)
@@ -147,21 +113,13 @@ class SegtrackNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._params = params
         self._device = self._tracker.device
-        self._worker = TrackingWorker(self._tracker, self._ring, self._publish,
+        self._outputs = Outputs(self, params["qos.output_depth"], params["publish_debug_image"])
+        self._worker = TrackingWorker(self._tracker, self._ring, self._outputs.publish,
                                       lambda: self.get_clock().now().nanoseconds, self.get_logger(),
                                       enabled=params["enabled"])
-        self._debug_enabled = params["publish_debug_image"]
-
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["qos.output_depth"],
-                             reliability=ReliabilityPolicy.RELIABLE)
-        self._target_pub = self.create_lifecycle_publisher(TrackedTarget, "~/target", out_qos)
-        self._mask_pub = self.create_lifecycle_publisher(Image, "~/mask", out_qos)
-        self._detections_pub = self.create_lifecycle_publisher(Detection2DArray, "~/detections", out_qos)
-        # Always created so that publish_debug_image can be switched live.
-        self._debug_pub = self.create_lifecycle_publisher(Image, "~/debug_image", out_qos)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        requests_qos = service_qos(params["service_queue_depth"])
         self._tracker_services = [
-            self.create_service(kind, name, callback, qos_profile=service_qos, callback_group=self._service_group)
+            self.create_service(kind, name, callback, qos_profile=requests_qos, callback_group=self._service_group)
             for kind, name, callback in ((SetTarget, "~/set_target", self._on_set_target),
                                          (Trigger, "~/reset", self._on_reset),
                                          (SetBool, "~/enable", self._on_enable))
@@ -174,8 +132,7 @@ class SegtrackNode(LifecycleNode):
         compressed = self._params["use_compressed"]
         self._image_topic = self.resolve_topic_name("image") + ("/compressed" if compressed else "")
         self._worker.start(self._image_topic)
-        with self._outputs_lock:
-            self._outputs_open = True
+        self._outputs.set_open(True)
         if compressed:
             sub = self.create_subscription(CompressedImage, self._image_topic, self._on_compressed,
                                            self._image_qos, callback_group=self._image_group)
@@ -210,8 +167,8 @@ class SegtrackNode(LifecycleNode):
         for sub in self._subscriptions_active:
             self.destroy_subscription(sub)
         self._subscriptions_active = []
-        with self._outputs_lock:
-            self._outputs_open = False
+        if self._outputs is not None:
+            self._outputs.set_open(False)
         if self._worker is not None and not self._worker.stop(WORKER_JOIN_TIMEOUT_S):
             # A frame still in the tracker; the thread ends after it.
             self.get_logger().warning(f"tracker thread still busy after {WORKER_JOIN_TIMEOUT_S:.0f} s")
@@ -223,14 +180,9 @@ class SegtrackNode(LifecycleNode):
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
-        for pub in (self._target_pub, self._mask_pub, self._detections_pub, self._debug_pub):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self._target_pub = self._mask_pub = self._detections_pub = self._debug_pub = None
-        if self._diagnostics_pub is not None:
-            self.destroy_publisher(self._diagnostics_pub)
-            self._diagnostics_pub = None
-        self._tracker = self._worker = None
+        if self._outputs is not None:
+            self._outputs.destroy()
+        self._tracker = self._worker = self._outputs = None
 
     def shutdown(self) -> None:
         """Stop the worker (whatever the lifecycle state) before the node is destroyed."""
@@ -271,7 +223,7 @@ class SegtrackNode(LifecycleNode):
         tracker_values = {n: v for n, v in values.items() if n.startswith(TRACKER_PREFIX)}
         if tracker_values:  # live ones only: the others were refused while configured
             self._tracker.config = with_tracker_values(self._tracker.config, tracker_values)
-        self._debug_enabled = self._params["publish_debug_image"]
+        self._outputs.debug_enabled = self._params["publish_debug_image"]
         self._worker.enabled = self._params["enabled"]
         self.get_logger().info("applied " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
 
@@ -352,47 +304,13 @@ class SegtrackNode(LifecycleNode):
             response.message = "tracking enabled" if request.data else "tracking disabled: no outputs until enabled"
         return response
 
-    # ---- worker thread: outputs ------------------------------------------------------------------------
-
-    def _publish(self, tracked: Tracked) -> Optional[float]:
-        """Publish a tracked frame's outputs; the stamp -> publish latency (ms), None once outputs closed."""
-        frame, result, target_id = tracked.frame, tracked.result, tracked.target_id
-        header = frame.header()
-        target = conversions.tracked_target(header, target_id, result, tracked.tracker_ms)
-        mask = self._mask_writer.message(header, result.mask)
-        detections = conversions.detections(header, target_id, result)
-        with self._outputs_lock:
-            if not self._outputs_open:
-                return None
-            target.latency_ms = latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-6
-            self._target_pub.publish(target)
-            self._mask_pub.publish(mask)
-            self._detections_pub.publish(detections)
-        debug_pub = self._debug_pub
-        if self._debug_enabled and debug_pub is not None and debug_pub.get_subscription_count() > 0:
-            overlay = draw_overlay(tracked.image, result, label=f"target {target_id}")
-            message = conversions.image_from_array(overlay, header)
-            with self._outputs_lock:
-                if self._outputs_open:
-                    debug_pub.publish(message)
-        return latency_ms
-
     # ---- diagnostics (the timer exists while configured, as the worker does) ---------------------------
 
     def _publish_diagnostics(self) -> None:
-        report = self._worker.report()
         frames, nbytes = self._ring.usage()
-        rss = resident_bytes()
-        values = {"backend": self._params["backend"], "device": self._device, **report.values,
-                  "image_topic": self._image_topic, "frame_buffer_frames": frames,
-                  "frame_buffer_mb": f"{nbytes / MIB:.1f}", "memory_rss_mb": "" if rss is None else f"{rss / MIB:.1f}"}
-        status = DiagnosticStatus(name=f"segtrack: {self.get_fully_qualified_name()}", hardware_id=self._device,
-                                  level=DiagnosticStatus.WARN if report.warn else DiagnosticStatus.OK,
-                                  message=report.message,
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        self._outputs.publish_diagnostics(self._device, self._worker.report(), {
+            "backend": self._params["backend"], "device": self._device, "image_topic": self._image_topic,
+            "frame_buffer_frames": frames, "frame_buffer_mb": f"{nbytes / MIB:.1f}"})
 
 
 def main(args: Optional[list[str]] = None) -> int:
