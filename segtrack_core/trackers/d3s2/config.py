@@ -83,8 +83,9 @@ class ScaleConfig:
     max_step: float = setting(1.05, "bound on the per-frame change of the target size")
     mask_fit: float = setting(1.25, "the mask measures the target size only if its first-frame box matched "
                                     "the given box within this factor per side")
-    max_aspect_change: float = setting(1.25, "a mask whose box changes its aspect ratio by more than this "
-                                             "factor is not used for scale or model updates")
+    max_aspect_change: float = setting(3.0, "a mask whose box changes its aspect ratio by more than this "
+                                            "factor is not used for scale or model updates (loose: a turning "
+                                            "wheel or car changes its aspect several-fold)")
 
     def __post_init__(self) -> None:
         if min(self.max_step, self.max_aspect_change, self.mask_fit) < 1.0:
