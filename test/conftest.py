@@ -54,6 +54,15 @@ def load_resized_frames(load_davis_frames):
 
 
 @pytest.fixture(scope="session")
+def small_clip(load_resized_frames):
+    """The ROS tests' camera: 8 car-shadow frames at 427x240 and the car's first box (x, y, w, h)."""
+    from segtrack_core.geometry import mask_to_box
+
+    frames, masks = load_resized_frames("car-shadow", 8, (427, 240))
+    return frames, mask_to_box(masks[0]).as_tuple()
+
+
+@pytest.fixture(scope="session")
 def mini_davis(data_root, tmp_path_factory) -> Path:
     """DAVIS-layout root with the first 6 frames of car-shadow and blackswan (fast end-to-end runs)."""
     root = tmp_path_factory.mktemp("mini_davis")

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from prerequisites import needs_ros
 
 
 pytestmark = needs_ros("`ros2 param set` handling")
 
-SIZE = (427, 240)
 DOMAIN_ID = 1 + (os.getpid() + 37) % 100
 
 
-@pytest.fixture(scope="module")
-def frames_and_box(load_resized_frames):
-    from segtrack_core.geometry import mask_to_box
-
-    frames, masks = load_resized_frames("car-shadow", 8, SIZE)
-    return frames, mask_to_box(masks[0]).as_tuple()
-
-
-def test_param_set_applies_live_or_refuses_with_a_reason(frames_and_box):
+def test_param_set_applies_live_or_refuses_with_a_reason(small_clip):
     from segtrack.msg import TrackedTarget
     from ros_harness.client import NodeProcess, TrackerClient, configure_this_process
 
-    frames, box = frames_and_box
+    frames, box = small_clip
     configure_this_process(DOMAIN_ID)
     with NodeProcess(DOMAIN_ID, {"backend": "d3s2", "tracker.runtime.device": "cpu"}) as node, \
             TrackerClient(DOMAIN_ID, debug_image=True) as client:

@@ -16,16 +16,7 @@ from prerequisites import needs_ros
 
 pytestmark = needs_ros("SIGINT/SIGTERM shutdown")
 
-SIZE = (427, 240)
 DOMAIN_ID = 1 + (os.getpid() + 47) % 100
-
-
-@pytest.fixture(scope="module")
-def frames_and_box(load_resized_frames):
-    from segtrack_core.geometry import mask_to_box
-
-    frames, masks = load_resized_frames("car-shadow", 6, SIZE)
-    return frames, mask_to_box(masks[0]).as_tuple()
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +31,10 @@ def client():
 @pytest.mark.parametrize("signum, times", [(signal.SIGINT, 1), (signal.SIGINT, 2), (signal.SIGTERM, 1),
                                            (signal.SIGTERM, 2)],
                          ids=["SIGINT", "SIGINT-twice", "SIGTERM", "SIGTERM-twice"])
-def test_signals_while_tracking_end_the_node_cleanly(client, frames_and_box, signum, times):
+def test_signals_while_tracking_end_the_node_cleanly(client, small_clip, signum, times):
     from ros_harness.client import NodeProcess
 
-    frames, box = frames_and_box
+    frames, box = small_clip
     node = NodeProcess(DOMAIN_ID, {"backend": "d3s2", "tracker.runtime.device": "cpu"})
     stop = threading.Event()
 
