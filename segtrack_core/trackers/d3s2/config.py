@@ -86,10 +86,13 @@ class ScaleConfig:
     max_aspect_change: float = setting(3.0, "a mask whose box changes its aspect ratio by more than this "
                                             "factor is not used for scale or model updates (loose: a turning "
                                             "wheel or car changes its aspect several-fold)")
+    partial_aspect_change: float = setting(1.25, "the same bound where the first mask covered only part of the "
+                                                 "box (see mask_fit): there an aspect change means the mask "
+                                                 "drifts to another part or into the background")
 
     def __post_init__(self) -> None:
-        if min(self.max_step, self.max_aspect_change, self.mask_fit) < 1.0:
-            raise ConfigError("max_step, max_aspect_change and mask_fit must be >= 1")
+        if min(self.max_step, self.max_aspect_change, self.partial_aspect_change, self.mask_fit) < 1.0:
+            raise ConfigError("max_step, max_aspect_change, partial_aspect_change and mask_fit must be >= 1")
 
 
 @dataclass

@@ -306,7 +306,8 @@ class D3S2Tracker(Tracker):
                 # with its label at the box centre, localises the box itself.
                 s.center = peak_image
             aspect = mask_box.w / mask_box.h
-            steady = abs(math.log(aspect / s.mask_aspect)) <= math.log(scale.max_aspect_change)
+            limit = scale.max_aspect_change if measures_scale else scale.partial_aspect_change
+            steady = abs(math.log(aspect / s.mask_aspect)) <= math.log(limit)
             if state is TrackState.TRACKING and steady and measures_scale:
                 step, rate = scale.max_step, scale.learning_rate
                 measured = (mask_box.w * s.size_from_mask[0], mask_box.h * s.size_from_mask[1])
