@@ -25,7 +25,6 @@ class D3S2State:
     fill_ratio: float = 1.0  # mask area / (w * h) of the inherent size
     peak_reference: float = 1.0  # running GEM peak on reliable frames
     size_from_mask: tuple[float, float] = (1.0, 1.0)  # inherent size / mask box size, fixed at initialisation
-    center_from_mask: tuple[float, float] = (0.0, 0.0)  # (center - mask box center) / mask box size, likewise
     mask_aspect: float = 1.0  # mask box width / height on the first frame
     state: TrackState = TrackState.TRACKING
     velocity: tuple[float, float] = (0.0, 0.0)  # pixels per frame

@@ -201,8 +201,6 @@ class D3S2Tracker(Tracker):
         self._learn_colors(s, frame, mask, update=False)
         mask_box = mask_to_box(mask)
         s.size_from_mask = (s.size[0] / mask_box.w, s.size[1] / mask_box.h)
-        mcx, mcy = mask_box.center
-        s.center_from_mask = ((s.center[0] - mcx) / mask_box.w, (s.center[1] - mcy) / mask_box.h)
         s.mask_aspect = mask_box.w / mask_box.h
         s.fill_ratio = float(mask.sum()) / (s.size[0] * s.size[1])
         self._state = s
@@ -295,16 +293,15 @@ class D3S2Tracker(Tracker):
         if area > 0:
             wbox = mask_to_box(window_mask)
             mask_box = Box(wbox.x + x0, wbox.y + y0, wbox.w, wbox.h)
+        # Decoupled as in D3S2: the GEM, trained with its label at the box centre, localises the target and
+        # the mask measures its size. The mask's own centre follows whatever it bleeds into (a touching
+        # look-alike, a shadow) and, for a partial mask, the part it covers.
+        if consistent or score >= cfg.lost_threshold:
+            s.center = peak_image
+        else:
+            s.center = predicted_center  # too weak to trust the peak (occlusion): coast on the motion
+        steady = False
         if consistent:
-            # The tracked box keeps the offset and size ratio it had to the mask's box on the first frame,
-            # so a mask that covers part of the object (the salient part of a box) still gives its box.
-            if measures_scale:
-                mcx, mcy = mask_box.center
-                s.center = (mcx + s.center_from_mask[0] * mask_box.w, mcy + s.center_from_mask[1] * mask_box.h)
-            else:
-                # The part a partial mask covers drifts (a shirt, then shirt and legs); the GEM, trained
-                # with its label at the box centre, localises the box itself.
-                s.center = peak_image
             aspect = mask_box.w / mask_box.h
             limit = scale.max_aspect_change if measures_scale else scale.partial_aspect_change
             steady = abs(math.log(aspect / s.mask_aspect)) <= math.log(limit)
@@ -313,12 +310,6 @@ class D3S2Tracker(Tracker):
                 measured = (mask_box.w * s.size_from_mask[0], mask_box.h * s.size_from_mask[1])
                 measured = tuple(min(max(m, z / step), z * step) for z, m in zip(s.size, measured))
                 s.size = tuple((1 - rate) * z + rate * m for z, m in zip(s.size, measured))
-        elif score < cfg.lost_threshold:
-            s.center = predicted_center  # too weak to trust the peak (occlusion): coast on the motion
-            steady = False
-        else:
-            s.center = peak_image
-            steady = False
         motion = cfg.motion
         if state is TrackState.TRACKING:
             rate = motion.velocity_rate
