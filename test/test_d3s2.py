@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -175,3 +176,32 @@ def test_a_tiny_box_is_its_own_initial_mask(tracker, load_davis_frames):
     assert state.mask_measures_scale(tracker.config.scale.mask_fit)
     tracker.initialize(frames[0], st.Box(313, 88, 342, 194))  # the car: GrabCut and passes cut it
     assert tracker._state.fill_ratio < 0.95
+
+
+def _turning_object(count: int, growth: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A red ellipse on a grey textured background whose width grows by ``growth`` a frame (an object
+    turning towards the camera: its aspect ratio changes several-fold)."""
+    rng = np.random.default_rng(3)
+    background = cv2.GaussianBlur(rng.integers(60, 160, (240, 320, 3)).astype(np.uint8), (0, 0), 3)
+    frames, masks = [], []
+    for i in range(count):
+        mask = np.zeros((240, 320), np.uint8)
+        cv2.ellipse(mask, (160, 120), (int(round(8 * growth ** i)), 40), 0, 0, 360, 1, -1)
+        frame = background.copy()
+        frame[mask > 0] = (40, 40, 200)
+        frames.append(frame)
+        masks.append(mask > 0)
+    return frames, masks
+
+
+def test_the_size_follows_an_object_that_turns(tracker):
+    """The aspect gate is loose for a mask that covered the object: a turning object's size is still
+    measured when its aspect ratio changes beyond 1.25x (the gate for partial masks)."""
+    frames, masks = _turning_object(30, 1.05)
+    tracker.initialize(frames[0], st.MaskTarget(masks[0]))
+    first_width = tracker._state.size[0]
+    for frame in frames[1:]:
+        result = tracker.track(frame)
+    assert result.state is st.TrackState.TRACKING
+    # 1.20 measured; 1.06 with the 1.25x gate, where the size freezes after about 5 frames.
+    assert tracker._state.size[0] > 1.15 * first_width
