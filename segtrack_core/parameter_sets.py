@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from .errors import ConfigError
 
@@ -28,8 +28,9 @@ def search_path() -> list[Path]:
     return [folder for folder in folders if folder.is_dir()]
 
 
-def find_parameter_set(backend: str, name: Union[str, Path]) -> Path:
-    """The YAML file for ``name``: a path to a file, ``<set>`` of ``backend`` or ``<backend>/<set>``."""
+def find_parameter_set(backend: str, name: Union[str, Path]) -> Optional[Path]:
+    """The YAML file for ``name``: a path to a file, ``<set>`` of ``backend`` or ``<backend>/<set>``; None
+    for DEFAULT_SET of a backend without that file (its config's defaults)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -40,6 +41,8 @@ def find_parameter_set(backend: str, name: Union[str, Path]) -> Path:
     for folder in search_path():
         if (folder / relative).with_suffix(".yaml").is_file():
             return (folder / relative).with_suffix(".yaml")
+    if relative == Path(backend) / DEFAULT_SET:
+        return None
     raise ConfigError(f"no file or parameter set {str(name)!r}; {backend}'s sets: "
                       f"{', '.join(parameter_sets(backend)) or 'none'}")
 
@@ -49,6 +52,3 @@ def parameter_sets(backend: str) -> list[str]:
     names = {p.stem for folder in search_path() for p in (folder / backend).glob("*.yaml")}
     return sorted(names)
 
-
-def has_parameter_set(backend: str, name: str) -> bool:
-    return name in parameter_sets(backend)

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Type, Union
 
 from .config import from_dict, load_yaml, with_overrides
 from .errors import ConfigError, UnknownBackendError
-from .parameter_sets import DEFAULT_SET, find_parameter_set, has_parameter_set
+from .parameter_sets import find_parameter_set
 from .trackers.base import Tracker
 from .trackers.csrt import CsrtConfig, CsrtTracker
 from .trackers.d3s2 import D3S2Config, D3S2Tracker
@@ -20,12 +20,15 @@ from .trackers.siammask import SiamMaskConfig, SiamMaskTracker
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
-    name: str
     config_cls: Type
     tracker_cls: Type[Tracker]
     description: str
     weights_setting: Optional[str] = None  # the (dotted) setting holding its weights file, if it takes one
     needs_weights: bool = False  # refuses to start without a weights file
+
+    @property
+    def name(self) -> str:
+        return self.tracker_cls.name
 
     @property
     def has_runtime(self) -> bool:
@@ -34,12 +37,11 @@ class Backend:
 
 
 BACKENDS: Dict[str, Backend] = {b.name: b for b in (
-    Backend("d3s2", D3S2Config, D3S2Tracker, "D3S2-style segmentation tracker (GEM DCF + GIM memories, "
-                                             "EfficientNet-Lite ImageNet backbone, online learning)",
-            weights_setting="features.weights"),
-    Backend("csrt", CsrtConfig, CsrtTracker, "OpenCV TrackerCSRT (box only, box filled as mask); baseline"),
-    Backend("siammask", SiamMaskConfig, SiamMaskTracker, "SiamMask (sharp) with the official weights "
-                                                         "(ResNet-50, RPN + refined mask); needs --weights",
+    Backend(D3S2Config, D3S2Tracker, "D3S2-style segmentation tracker (GEM DCF + GIM memories, EfficientNet-Lite "
+                                     "ImageNet backbone, online learning)", weights_setting="features.weights"),
+    Backend(CsrtConfig, CsrtTracker, "OpenCV TrackerCSRT (box only, box filled as mask); baseline"),
+    Backend(SiamMaskConfig, SiamMaskTracker, "SiamMask (sharp) with the official weights (ResNet-50, RPN + "
+                                             "refined mask); needs --weights",
             weights_setting="weights", needs_weights=True),
 )}
 
@@ -60,15 +62,15 @@ ConfigSource = Union[None, Mapping[str, Any], str, Path, Any]
 
 
 def make_config(name: str, source: ConfigSource = None, **overrides: Any) -> Any:
-    """Typed config of backend ``name``: its defaults (None, or ``default`` when it has no such file), a
-    mapping, a dataclass, a YAML path or the name of one of its parameter sets (``cuda_fp16``, or
-    ``d3s2/cuda_fp16``), then
-    ``overrides`` (keyword or dotted names of nested settings, e.g. ``{"runtime.device": "cpu"}``)."""
+    """Typed config of backend ``name``: its defaults (None), a mapping, a dataclass, a YAML path or the name
+    of one of its parameter sets (``cuda_fp16``, or ``d3s2/cuda_fp16``; ``default`` is the defaults where
+    no such file exists), then ``overrides`` (keyword or dotted names of nested settings, e.g. ``{"runtime.device": "cpu"}``)."""
     backend = get_backend(name)
-    if source is None or (source == DEFAULT_SET and not has_parameter_set(name, DEFAULT_SET)):
+    path = find_parameter_set(name, source) if isinstance(source, (str, Path)) else None
+    if path is not None:
+        config = load_yaml(backend.config_cls, path)
+    elif source is None or isinstance(source, (str, Path)):
         config = backend.config_cls()
-    elif isinstance(source, (str, Path)):
-        config = load_yaml(backend.config_cls, find_parameter_set(name, source))
     elif isinstance(source, Mapping):
         config = from_dict(backend.config_cls, source, where=f"{name} config")
     elif isinstance(source, backend.config_cls):

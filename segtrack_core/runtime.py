@@ -28,9 +28,8 @@ class RuntimeConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """Map 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA if available) to a torch.device."""
-    if not DEVICE_PATTERN.fullmatch(name):
-        raise ConfigError(f"invalid device {name!r}: use auto, cpu, cuda or cuda:N")
+    """Map 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA if available), as RuntimeConfig checked it, to a
+    torch.device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available() and name != "cpu":

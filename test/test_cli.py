@@ -24,7 +24,7 @@ def second_baseline(monkeypatch):
     """A second, genuinely different backend so that --baseline comparisons run quickly in tests."""
     tracker_cls = type("CsrtNoColorNames", (CsrtTracker,), {"name": BASELINE})
     monkeypatch.setitem(registry.BACKENDS, BASELINE, registry.Backend(
-        BASELINE, _NoColorNamesConfig, tracker_cls, "CSRT without colour names (test baseline)"))
+        _NoColorNamesConfig, tracker_cls, "CSRT without colour names (test baseline)"))
 
 
 def run_cli(capsys, *argv):

@@ -102,6 +102,7 @@ def test_score_without_a_saved_run_is_a_clear_error(capsys, tmp_path):
 def test_parameter_set_folder_names(tmp_path):
     assert parameter_set_name("d3s2", None) == "default"
     assert parameter_set_name("d3s2", "default") == "default"
+    assert parameter_set_name("csrt", "default") == "default"  # no csrt/default.yaml: its config's defaults
     assert parameter_set_name("d3s2", REPO / "config" / "d3s2" / "cuda_fp16.yaml") == "cuda_fp16"
     (tmp_path / "mine.yaml").write_text("search_scale: 4.0\n")
     assert parameter_set_name("d3s2", tmp_path / "mine.yaml") == "custom"

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ..config import to_dict
 from ..io import DataError, FrameSource
-from ..parameter_sets import find_parameter_set, search_path
+from ..parameter_sets import DEFAULT_SET, find_parameter_set, search_path
 from ..trackers.base import Tracker
 from .datasets import AnnotatedSequence, discover_sequences
 from .predictions import SequenceWriter, read_manifest, read_sequence, write_manifest
@@ -50,9 +50,12 @@ def parameter_set_name(backend: str, config: object) -> str:
     """Results folder name for a tracker built from ``config`` (as make_tracker takes it): "default" for the
     backend's defaults, the set's name for one of its parameter sets, "custom" for anything else."""
     if config is None:
-        return "default"
+        return DEFAULT_SET
     if isinstance(config, (str, os.PathLike)):
-        path = find_parameter_set(backend, config).resolve()
+        path = find_parameter_set(backend, config)
+        if path is None:
+            return DEFAULT_SET
+        path = path.resolve()
         if path.parent.name == backend and path.parent.parent in {p.resolve() for p in search_path()}:
             return path.stem
     return "custom"

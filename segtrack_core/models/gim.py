@@ -2,14 +2,13 @@
 
 Foreground and background feature memories taken from pixels with known labels. Every search-region
 feature is compared (cosine similarity) with all memory entries; the mean of the top-K similarities
-gives the foreground-similarity channel F and the background-similarity channel B, and a softmax over
-the two the foreground posterior P.
+gives the foreground-similarity channel F and the background-similarity channel B. The tracker fuses
+them with the GEM's location channel into the foreground probability (models.refine.fuse).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 class FeatureMemory:
@@ -57,11 +56,10 @@ def topk_similarity(features: torch.Tensor, memory: torch.Tensor, k: int) -> tor
 class GeometricallyInvariantModel:
     """Foreground/background memories and the F, B, P channels they produce."""
 
-    def __init__(self, fg_capacity: int, bg_capacity: int, top_k: int, temperature: float) -> None:
+    def __init__(self, fg_capacity: int, bg_capacity: int, top_k: int) -> None:
         self.foreground = FeatureMemory(fg_capacity)
         self.background = FeatureMemory(bg_capacity)
         self.top_k = top_k
-        self.temperature = temperature
 
     @staticmethod
     def gather(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,9 +74,9 @@ class GeometricallyInvariantModel:
         self.foreground.add(self.gather(features, fg_mask))
         self.background.add(self.gather(features, bg_mask))
 
-    def channels(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(F, B, P): foreground similarity, background similarity, foreground posterior; each (H, W)."""
+    def channels(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F, B): foreground and background similarity, each (H, W); the fusion turns them into a
+        probability with the GEM location channel (models.refine.fuse)."""
         fg = topk_similarity(features, self.foreground.vectors, self.top_k)
         bg = topk_similarity(features, self.background.vectors, self.top_k)
-        posterior = F.softmax(torch.stack([fg, bg]) / self.temperature, dim=0)[0]
-        return fg, bg, posterior
+        return fg, bg

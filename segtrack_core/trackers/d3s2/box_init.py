@@ -24,12 +24,19 @@ def least_background_like(candidates: torch.Tensor, bg_similarity: torch.Tensor,
     return candidates & (bg_similarity <= torch.quantile(bg_similarity[candidates], keep))
 
 
+def initial_cells(coverage: torch.Tensor, gim_config: GimConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """First-frame (foreground, background) cells from a mask's cell coverage: a thin target that covers
+    no cell well still gets its best-covered cells as foreground."""
+    fg_cells = coverage >= min(gim_config.init_fg_coverage, float(coverage.max()) * 0.9)
+    return fg_cells, coverage <= gim_config.init_bg_coverage
+
+
 def bootstrap_memories(gim: GeometricallyInvariantModel, descriptor: torch.Tensor, proxy: torch.Tensor,
                        box: torch.Tensor, config: BoxInitConfig, gim_config: GimConfig) -> None:
     """Memories for a box initialisation: background from outside the box; foreground from the proxy
     cells, less the fraction most similar to that background (water or foliage inside the box)."""
-    bg_cells = box <= gim_config.init_bg_coverage
-    candidates = proxy >= min(gim_config.init_fg_coverage, float(proxy.max()) * 0.9)
+    candidates, _ = initial_cells(proxy, gim_config)
+    _, bg_cells = initial_cells(box, gim_config)
     background = gim.gather(descriptor, bg_cells)
     if background.shape[0]:
         bg_similarity = topk_similarity(descriptor, background, gim_config.top_k)

@@ -20,7 +20,7 @@ from ...runtime import start_runtime
 from ...stopwatch import Stopwatch
 from ...types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from ..base import Tracker
-from .box_init import bootstrap_memories, box_init_mask, least_background_like
+from .box_init import bootstrap_memories, box_init_mask, initial_cells, least_background_like
 from .config import D3S2Config
 from .state import D3S2State
 
@@ -114,7 +114,7 @@ class D3S2Tracker(Tracker):
             grid = descriptor.shape[-2:]
             location = location_channel(grid[0], grid[1], peak_cell, self._size_cells(s, region),
                                         cfg.location_sigma, self._device)
-            fg, bg, _ = s.gim.channels(descriptor)
+            fg, bg = s.gim.channels(descriptor)
             coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias)
             coarse = coarse.float().cpu().numpy()
 
@@ -172,8 +172,7 @@ class D3S2Tracker(Tracker):
         raw = self.extractor.raw(region.crop(frame))
         s = D3S2State(
             projection=self.extractor.fit_projection(raw), gem=DiscriminativeFilter(cfg.gem),
-            gim=GeometricallyInvariantModel(cfg.gim.fg_capacity, cfg.gim.bg_capacity, cfg.gim.top_k,
-                                            cfg.segmentation.fusion_temperature),
+            gim=GeometricallyInvariantModel(cfg.gim.fg_capacity, cfg.gim.bg_capacity, cfg.gim.top_k),
             color=ColorModel(cfg.segmentation.color_bins, cfg.segmentation.color_learning_rate),
             center=box.center, size=size)
         descriptor = project(raw, s.projection)
@@ -196,8 +195,7 @@ class D3S2Tracker(Tracker):
 
             mask = box_init_mask(frame, box, proxy, cfg.box_init, refine_pass)
         coverage = self._coverage(mask, region, grid)
-        fg_cells = coverage >= min(cfg.gim.init_fg_coverage, float(coverage.max()) * 0.9)
-        s.gim.initialize(descriptor, fg_cells, coverage <= cfg.gim.init_bg_coverage)
+        s.gim.initialize(descriptor, *initial_cells(coverage, cfg.gim))
         self._learn_colors(s, frame, mask, update=False)
         mask_box = mask_to_box(mask)
         s.size_from_mask = (s.size[0] / mask_box.w, s.size[1] / mask_box.h)
@@ -236,28 +234,28 @@ class D3S2Tracker(Tracker):
             height, width = frame.shape[:2]
             s.center = (min(max(s.center[0] + s.velocity[0], 0.0), float(width)),
                         min(max(s.center[1] + s.velocity[1], 0.0), float(height)))
-        predicted_center = s.center
         region = self._region(s)
         with watch.stage("features"):
             descriptor = self._describe(s, frame, region)
         with watch.stage("gem"):
             response = s.gem.response(descriptor)
             peak = find_peak(response)
-            dcf_quality = float(np.clip(peak.value / s.peak_reference, 0.0, 1.0))
 
         segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
                                      cfg.segmentation.location_weight, watch)
         with watch.stage("update"):
-            result = self._conclude(s, frame, region, descriptor, response, peak, dcf_quality, segmentation,
-                                    previous_center, predicted_center)
+            result = self._conclude(s, frame, region, descriptor, response, peak, segmentation, previous_center)
         result.timings = watch.finish()
         return result
 
     def _conclude(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
-                  response: torch.Tensor, peak, dcf_quality: float, segmentation: _Segmentation,
-                  previous_center: tuple[float, float], predicted_center: tuple[float, float]) -> TrackResult:
-        """Score and state of the frame, the new target geometry, model updates and the reported boxes."""
+                  response: torch.Tensor, peak, segmentation: _Segmentation,
+                  previous_center: tuple[float, float]) -> TrackResult:
+        """Score and state of the frame, the new target geometry, model updates and the reported boxes;
+        ``s.center`` is still the predicted position the search region was centred on."""
         cfg = self.config
+        predicted_center = s.center
+        dcf_quality = float(np.clip(peak.value / s.peak_reference, 0.0, 1.0))
         mask, mean_probability = segmentation.mask, segmentation.mean_probability
         x0, y0, x1, y1 = segmentation.window
         window_mask = mask[y0:y1, x0:x1]  # the mask is empty outside its window: measure only there
