@@ -1,4 +1,12 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+# Every parameter set, config/<backend>/<set>.yaml, as install_ros_layout.sh installs them.
+PARAMETER_SETS = [(f"share/segtrack/config/{folder.name}",
+                   sorted(str(p.relative_to(HERE)) for p in folder.glob("*.yaml")))
+                  for folder in sorted((HERE / "config").iterdir()) if folder.is_dir()]
 
 setup(
     name="segtrack",
@@ -12,8 +20,7 @@ setup(
         ("share/segtrack", ["package.xml"]),
         ("share/segtrack/launch", ["launch/tracker.launch.py"]),
         ("share/segtrack/config", ["config/tracker.yaml", "config/fastdds_shm.xml"]),
-        ("share/segtrack/config/d3s2", ["config/d3s2/default.yaml", "config/d3s2/cuda_fp16.yaml"]),
-        ("share/segtrack/config/siammask", ["config/siammask/davis.yaml", "config/siammask/vot.yaml"]),
+        *PARAMETER_SETS,
     ],
     # Runtime needs are pinned in requirements.txt (torch must be exactly the local 2.13.0 CPU wheel).
     install_requires=[],

@@ -98,7 +98,7 @@ def mask_from_image(msg: Image) -> np.ndarray:
 
 def mask_to_image(mask: np.ndarray, header: Optional[Header] = None) -> Image:
     """mono8 Image of ``mask``, 255 = target, in a buffer of its own."""
-    return MaskImageWriter().message(header or Header(), mask)
+    return image_from_array(mask_to_mono8(mask), header or Header(), "mono8")
 
 
 class MaskImageWriter:
@@ -149,7 +149,7 @@ def target_request(target: Target, stamp_ns: Optional[int] = None) -> SetTarget.
     elif isinstance(target, RotatedBox):
         request = SetTarget.Request(type=SetTarget.Request.TYPE_ROTATED_BOX, box=rotated_box_to_msg(target))
     elif isinstance(target, MaskTarget):
-        request = SetTarget.Request(type=SetTarget.Request.TYPE_MASK, mask=mask_to_image(np.asarray(target.mask) != 0))
+        request = SetTarget.Request(type=SetTarget.Request.TYPE_MASK, mask=mask_to_image(target.mask))
     elif isinstance(target, PointsTarget):
         request = SetTarget.Request(type=SetTarget.Request.TYPE_POINTS)
         request.foreground_points = [Point(x=float(x), y=float(y)) for x, y in target.foreground]
@@ -187,11 +187,12 @@ def result_from_messages(target: TrackedTarget, mask: Image) -> TrackResult:
     return TrackResult(mask_from_image(mask), float(target.score), box, rbox, state_from_code(target.state))
 
 
-def detections(header: Header, target_id: int, result: TrackResult) -> Detection2DArray:
-    """One detection (the rotated box) while the target is found, none when lost."""
-    msg = Detection2DArray(header=header)
-    if result.rotated_box is not None:
-        hypothesis = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=CLASS_ID, score=float(result.score)))
-        msg.detections = [Detection2D(header=header, id=str(target_id), results=[hypothesis],
-                                      bbox=rotated_box_to_msg(result.rotated_box))]
+def detections(target: TrackedTarget) -> Detection2DArray:
+    """A TrackedTarget as vision_msgs: one detection (its rotated box) while found, none when lost. The box
+    message is shared, not rebuilt (publishing serialises both at once)."""
+    msg = Detection2DArray(header=target.header)
+    if target.has_box:
+        hypothesis = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=CLASS_ID, score=target.score))
+        msg.detections = [Detection2D(header=target.header, id=str(target.target_id), results=[hypothesis],
+                                      bbox=target.rotated_box)]
     return msg

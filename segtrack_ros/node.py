@@ -39,7 +39,7 @@ from .frames import CompressedFrame, InputFrame, RawFrame
 from .outputs import Outputs
 from .parameters import (LIVE_PARAMETERS, NODE_NAME, NODE_PARAMETERS, STARTUP_PARAMETERS, TRACKER_PREFIX,
                          parameter_error, tracker_config, tracker_parameters, when, with_tracker_values)
-from .qos import image_qos, service_qos
+from .qos import image_qos, reliable_qos
 from .worker import LOG_THROTTLE_S, TrackingWorker
 
 WORKER_JOIN_TIMEOUT_S = 10.0
@@ -117,7 +117,7 @@ class SegtrackNode(LifecycleNode):
         self._worker = TrackingWorker(self._tracker, self._ring, self._outputs.publish,
                                       lambda: self.get_clock().now().nanoseconds, self.get_logger(),
                                       enabled=params["enabled"])
-        requests_qos = service_qos(params["service_queue_depth"])
+        requests_qos = reliable_qos(params["service_queue_depth"])
         self._tracker_services = [
             self.create_service(kind, name, callback, qos_profile=requests_qos, callback_group=self._service_group)
             for kind, name, callback in ((SetTarget, "~/set_target", self._on_set_target),

@@ -16,7 +16,7 @@ from segtrack.msg import TrackedTarget
 from segtrack_core.visualize import draw_overlay
 
 from . import conversions
-from .qos import output_qos
+from .qos import reliable_qos
 from .worker import Report, Tracked
 
 
@@ -36,7 +36,7 @@ class Outputs:
     shutdown) a frame it is still finishing can never publish on a dead context."""
 
     def __init__(self, node: LifecycleNode, depth: int, debug_enabled: bool) -> None:
-        qos = output_qos(depth)
+        qos = reliable_qos(depth)
         self._node = node
         self._target = node.create_lifecycle_publisher(TrackedTarget, "~/target", qos)
         self._mask = node.create_lifecycle_publisher(Image, "~/mask", qos)
@@ -59,7 +59,7 @@ class Outputs:
         header = frame.header()
         target = conversions.tracked_target(header, target_id, result, tracked.tracker_ms)
         mask = self._mask_writer.message(header, result.mask)
-        detections = conversions.detections(header, target_id, result)
+        detections = conversions.detections(target)
         with self._lock:
             if not self._open:
                 return None

@@ -13,12 +13,7 @@ def image_qos(reliability: str, depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-def output_qos(depth: int) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def service_qos(depth: int) -> QoSProfile:
-    """The services' default QoS with a request queue of ``depth`` (rclpy's default of 10 drops the 11th
-    concurrent call)."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+def reliable_qos(depth: int) -> QoSProfile:
+    """The outputs' and the services' QoS: reliable, volatile, the last ``depth`` kept (for services the
+    request queue: rclpy's default of 10 drops the 11th concurrent call)."""
+    return image_qos("reliable", depth)

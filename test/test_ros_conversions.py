@@ -85,10 +85,10 @@ def test_results_round_trip_through_the_outputs(conv):
     back = conv.result_from_messages(target, conv.mask_to_image(mask, header))
     assert (back.score, back.box, back.state) == (0.75, box, TrackState.UNCERTAIN)
     assert back.rotated_box == RotatedBox(15.0, 15.0, 20.0, 10.0, 0.0) and np.array_equal(back.mask, mask)
-    (detection,) = conv.detections(header, 3, result).detections
+    (detection,) = conv.detections(target).detections
     assert detection.id == "3" and conv.rotated_box_from_msg(detection.bbox) == back.rotated_box
     lost = TrackResult(np.zeros_like(mask), 0.1, None, None, TrackState.LOST)
     assert not conv.tracked_target(header, 3, lost, 1.0).has_box
-    assert conv.detections(header, 3, lost).detections == []
+    assert conv.detections(conv.tracked_target(header, 3, lost, 1.0)).detections == []
     assert conv.result_from_messages(conv.tracked_target(header, 3, lost, 1.0),
                                      conv.mask_to_image(lost.mask)).state is TrackState.LOST

@@ -23,7 +23,7 @@ pytestmark = needs_ros("the generated segtrack interfaces")
 
 
 def _ros_env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, **ros_environment(REPO)}
+    env = {**os.environ, **ros_environment()}
     env.update(
         # Domain from the pid and a random topic name keep concurrent runs on this machine apart.
         ROS_DOMAIN_ID=str(1 + os.getpid() % 100),

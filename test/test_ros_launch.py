@@ -51,21 +51,35 @@ def node_call(launch_tree) -> ast.Call:
     return node
 
 
-def test_launch_runs_the_setup_py_console_script(node_call):
+def setup_arguments(monkeypatch) -> dict:
+    """What setup.py passes to setuptools.setup (setup itself replaced)."""
+    import runpy
+
+    import setuptools
+
+    arguments: dict = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: arguments.update(kwargs))
+    runpy.run_path(str(REPO / "setup.py"))
+    return arguments
+
+
+def test_launch_runs_the_setup_py_console_script(node_call, monkeypatch):
     assert keyword(node_call, "package").value == "segtrack"
     executable = keyword(node_call, "executable").value
     assert keyword(node_call, "name").value == NODE_NAME
-    setup = ast.parse((REPO / "setup.py").read_text())
-    (setup_call,) = calls(setup, "setup")
-    scripts = ast.literal_eval(keyword(setup_call, "entry_points"))["console_scripts"]
+    setup = setup_arguments(monkeypatch)
+    scripts = setup["entry_points"]["console_scripts"]
     targets = dict(s.replace(" ", "").split("=") for s in scripts)
     assert targets[executable] == "segtrack_ros.node:main"
     node_module = ast.parse((REPO / "segtrack_ros" / "node.py").read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in node_module.body)
     # setup.py installs the launch file and the configs it refers to into share/segtrack.
-    data_files = dict(ast.literal_eval(keyword(setup_call, "data_files")))
+    data_files = dict(setup["data_files"])
     assert "launch/tracker.launch.py" in data_files["share/segtrack/launch"]
     assert {"config/tracker.yaml", "config/fastdds_shm.xml"} <= set(data_files["share/segtrack/config"])
+    # Every parameter set, as install_ros_layout.sh installs them.
+    for path in (REPO / "config").glob("*/*.yaml"):
+        assert str(path.relative_to(REPO)) in data_files[f"share/segtrack/config/{path.parent.name}"]
 
 
 def test_every_launch_argument_reaches_the_node(launch_tree, node_call):

@@ -16,15 +16,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "config"
 
 
-def ros_environment(
-    repo_root: str | os.PathLike | None = None, base: dict[str, str] | None = None
-) -> dict[str, str]:
-    """Variables to add to ``base`` (default ``os.environ``) so ROS 2 runs from this interpreter's venv.
+def ros_environment() -> dict[str, str]:
+    """Variables to add to ``os.environ`` so ROS 2 runs from this interpreter's venv.
 
     Returns only the variables it sets; merge them with ``{**os.environ, **ros_environment()}``.
     """
-    config = Path(repo_root).resolve() / "config" if repo_root is not None else CONFIG_DIR
-    base = os.environ if base is None else base
+    base = os.environ
     prefix = Path(sys.prefix)
     site = Path(sysconfig.get_paths()["purelib"])
     libs = [str(prefix / "lib")] + sorted(str(p) for p in site.glob("ros_*.libs") if p.is_dir())
@@ -34,7 +31,7 @@ def ros_environment(
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
         # Large best-effort images need shared memory with a big segment (Fast DDS defaults drop them).
         # Fast DDS 3 reads this; the deprecated FASTRTPS_* name would only add a warning per node.
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(config / "fastdds_shm.xml"),
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(CONFIG_DIR / "fastdds_shm.xml"),
         "PATH": _prepend([str(prefix / "bin")], base.get("PATH")),
     }
 
