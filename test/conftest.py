@@ -54,6 +54,12 @@ def load_resized_frames(load_davis_frames):
 
 
 @pytest.fixture(scope="session")
+def car(load_resized_frames):
+    """Six car-shadow frames and their masks at 320x180 (the bag and replay tests' recording)."""
+    return load_resized_frames("car-shadow", 6, (320, 180))
+
+
+@pytest.fixture(scope="session")
 def small_clip(load_resized_frames):
     """The ROS tests' camera: 8 car-shadow frames at 427x240 and the car's first box (x, y, w, h)."""
     from segtrack_core.geometry import mask_to_box

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-IN_CI = os.environ.get("CI") == "true"
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 ROS_INSTALLED = importlib.util.find_spec("rclpy") is not None
 
 

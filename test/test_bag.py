@@ -8,17 +8,10 @@ import pytest
 
 from bag_files import RECORD_DELAY_NS, TYPES, Image, String, header, raw_message, stamp_ns, write_bag, write_image_bag
 from segtrack_core.bag import Bag, BagError, BagFrameSource, is_bag
-from segtrack_core.cli import main
 from segtrack_core.io import DataError
+from cli_runner import run_cli
 
-SIZE = (320, 180)
 STORAGES = ("sqlite3", "mcap")
-
-
-@pytest.fixture(scope="module")
-def car(load_resized_frames):
-    """Six car-shadow frames and their masks at 320x180."""
-    return load_resized_frames("car-shadow", 6, SIZE)
 
 
 @pytest.mark.parametrize("storage", STORAGES)
@@ -127,12 +120,6 @@ def test_unreadable_bags_are_bag_errors(tmp_path, car):
                           (no_storage, "database files are missing"), (tmp_path / "absent.mcap", "bag not found")):
         with pytest.raises(BagError, match=message):
             Bag(path)
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("storage, compressed", [("sqlite3", False), ("mcap", True)])

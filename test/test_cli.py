@@ -10,6 +10,7 @@ import pytest
 from segtrack_core.cli import main
 from segtrack_core import registry
 from segtrack_core.trackers.csrt import CsrtConfig, CsrtTracker
+from cli_runner import run_cli
 
 BASELINE = "csrt-no-color-names"
 
@@ -25,12 +26,6 @@ def second_baseline(monkeypatch):
     tracker_cls = type("CsrtNoColorNames", (CsrtTracker,), {"name": BASELINE})
     monkeypatch.setitem(registry.BACKENDS, BASELINE, registry.Backend(
         _NoColorNamesConfig, tracker_cls, "CSRT without colour names (test baseline)"))
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

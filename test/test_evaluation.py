@@ -8,21 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from segtrack_core.cli import main
 from segtrack_core.evaluation.datasets import discover_sequences
 from segtrack_core.evaluation.predictions import Prediction, read_sequence
 from segtrack_core.evaluation.protocols import PROTOCOLS, protocol_for
 from segtrack_core.evaluation.runner import evaluate, parameter_set_name, score
 from segtrack_core.io import FrameSource
 from segtrack_core.registry import make_tracker
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +59,7 @@ def test_saved_predictions_score_as_the_live_tracker_output(both_layouts, tmp_pa
     gives bit for bit the run's per-frame measures (CSRT is deterministic)."""
     sequences = discover_sequences(both_layouts, ["masks_set/car-shadow", "boxes_set"])
     report = evaluate(sequences, {"csrt": make_tracker("csrt")}, "box", tmp_path / "run", both_layouts)
+    assert len(report.results[0].sequences) == len(sequences) == 2
     for sequence, scored in zip(sequences, report.results[0].sequences):
         protocol = protocol_for(sequence)
         tracker = make_tracker("csrt")
@@ -104,7 +99,7 @@ def test_parameter_set_folder_names(tmp_path):
     assert parameter_set_name("d3s2", "default") == "default"
     assert parameter_set_name("csrt", "default") == "default"  # no csrt/default.yaml: its config's defaults
     assert parameter_set_name("d3s2", REPO / "config" / "d3s2" / "cuda_fp16.yaml") == "cuda_fp16"
-    (tmp_path / "mine.yaml").write_text("search_scale: 4.0\n")
+    (tmp_path / "mine.yaml").write_text("features:\n  search_scale: 4.0\n")
     assert parameter_set_name("d3s2", tmp_path / "mine.yaml") == "custom"
     assert parameter_set_name("d3s2", "cuda_fp16") == "cuda_fp16"
     assert parameter_set_name("siammask", "siammask/vot") == "vot"

@@ -6,6 +6,7 @@ import pytest
 
 from segtrack_core.errors import InvalidFrameError, InvalidTargetError
 import segtrack_core as st
+from segtrack_core.metrics import region_similarity
 from segtrack_core.prompts import points_to_mask
 from segtrack_core.types import PointsTarget
 
@@ -22,10 +23,6 @@ def interior_points(truth: np.ndarray, count: int, seed: int = 0) -> list[list[f
     return np.stack([xs[idx], ys[idx]], axis=1).astype(float).tolist()
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / (a | b).sum())
-
-
 @pytest.mark.parametrize("sequence", ["car-shadow", "blackswan"])
 @pytest.mark.parametrize("count", [1, 3])
 def test_clicks_on_the_object_segment_it(load_davis_frames, sequence, count):
@@ -33,7 +30,7 @@ def test_clicks_on_the_object_segment_it(load_davis_frames, sequence, count):
     points = interior_points(truth, count)
     mask = points_to_mask(frame, PointsTarget(points))
     assert mask.shape == truth.shape and mask.dtype == bool
-    assert iou(mask, truth) > 0.55
+    assert region_similarity(mask, truth) > 0.55
     for x, y in points:
         assert mask[int(y), int(x)]
 
@@ -49,7 +46,7 @@ def test_background_clicks_are_excluded(load_davis_frames):
     mask = points_to_mask(frame, PointsTarget(fg, bg))
     for x, y in bg:
         assert not mask[int(y), int(x)]
-    assert iou(mask, truth) > 0.5
+    assert region_similarity(mask, truth) > 0.5
 
 
 def test_errors_are_typed(load_davis_frames):
@@ -71,7 +68,7 @@ def test_a_tracker_starts_from_points_and_keeps_its_target_on_bad_points(load_da
     tracker = st.create_tracker("csrt")
     tracker.initialize(frames[0], PointsTarget(tuple(map(tuple, interior_points(truths[0], 3)))))
     result = tracker.track(frames[1])
-    assert result.state is not st.TrackState.LOST and iou(result.mask, truths[1]) > 0.5
+    assert result.state is not st.TrackState.LOST and region_similarity(result.mask, truths[1]) > 0.5
     with pytest.raises(InvalidTargetError):
         tracker.initialize(frames[1], PointsTarget(((5000.0, 1.0),)))
-    assert iou(tracker.track(frames[2]).mask, truths[2]) > 0.5
+    assert region_similarity(tracker.track(frames[2]).mask, truths[2]) > 0.5

@@ -73,7 +73,7 @@ def test_reacquires_a_target_that_leaves_and_reenters_the_frame(tracker, data_ro
     results = [tracker.track(frame) for frame in frames[1:]]
     outside = [r for r, x in zip(results, out_and_back) if x >= 640]
     assert outside and all(r.state is st.TrackState.LOST for r in outside[3:])
-    assert all(r.box is None for r in outside if r.state is st.TrackState.LOST)
+    assert all(not r.mask.any() for r in outside if r.state is st.TrackState.LOST)
     back = [(r, b) for r, b in zip(results[-5:], boxes[-5:])]
     assert all(r.state is st.TrackState.TRACKING for r, _ in back), [r.state for r, _ in back]
     assert all(box_iou(r.box.as_tuple(), b.as_tuple()) > 0.5 for r, b in back)

@@ -15,6 +15,7 @@ import pytest
 
 from prerequisites import needs_ros
 from segtrack_core.geometry import mask_to_box
+from segtrack_core.metrics import region_similarity
 from segtrack_core.types import Box, MaskTarget, PointsTarget, RotatedBox
 
 
@@ -67,10 +68,6 @@ def truth_box_mask(truth: np.ndarray) -> np.ndarray:
     return target_to_mask(mask_to_box(truth), truth.shape)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
-
-
 def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, sequence):
     from segtrack.msg import TrackedTarget
     from segtrack_ros.conversions import mask_from_image, stamp_to_ns
@@ -94,7 +91,7 @@ def test_frames_in_give_mask_target_and_detections_with_the_image_stamp(client, 
         assert (mask_msg.encoding, mask_msg.width, mask_msg.height) == ("mono8", *SIZE)
         mask = mask_from_image(mask_msg)
         # CSRT's mask is its box: it must sit on the car's box and cover most of the car.
-        assert iou(mask, truth_box_mask(truth)) > 0.5
+        assert region_similarity(mask, truth_box_mask(truth)) > 0.5
         assert (mask & truth).sum() > 0.6 * truth.sum()
         (detection,) = detections.detections
         assert detection.id == str(target_id)
@@ -122,7 +119,7 @@ def test_rotated_box_covers_the_mask(client, sequence):
         polygon = fill_polygon(rotated_box_corners(rbox), mask.shape)
         assert mask.sum() > 100
         assert (mask & polygon).sum() >= 0.97 * mask.sum()
-        assert iou(mask, polygon) > 0.5  # and it is tight around it
+        assert region_similarity(mask, polygon) > 0.5  # and it is tight around it
         box = target.box
         assert box.center.theta == 0.0
         ys, xs = np.nonzero(mask)

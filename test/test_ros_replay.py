@@ -19,14 +19,8 @@ from segtrack_core.bag import Bag, BagMessage
 from segtrack_ros.replay import main as replay_main, play
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE = (320, 180)
 DOMAIN_ID = 1 + (os.getpid() + 63) % 100
 needs_ros_here = needs_ros("bag replay into the node")
-
-
-@pytest.fixture(scope="module")
-def car(load_resized_frames):
-    return load_resized_frames("car-shadow", 6, SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -247,6 +247,7 @@ def test_closed_outputs_count_nothing(harness):
     harness.outputs_open = False
     harness.feed(Frame(101 * S, index=2))
     harness.settle()
+    assert worker.tracker.tracking.is_set()  # the frame was tracked; only its outputs were closed
     assert worker.report().values["frames_processed"] == "0"
 
 

@@ -15,7 +15,7 @@ import torch
 from siammask_reference import save_official_layout, tracker_reference
 
 from segtrack_core import make_config
-from segtrack_core.cli import main
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,12 +32,6 @@ def ten_frames(data_root, tmp_path_factory) -> Path:
     for index in range(10):
         shutil.copy(data_root / "davis2016" / "car-shadow" / "frames" / f"{index:05d}.jpg", folder)
     return folder
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_track_with_the_davis_config_reproduces_the_official_masks(capsys, checkpoint, ten_frames, tmp_path):
