@@ -3,6 +3,8 @@ box initialisation starts from."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -104,10 +106,11 @@ def points_to_mask(frame: np.ndarray, points: PointsTarget) -> np.ndarray:
     return mask
 
 
-def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: int,
-                  iterations: int) -> np.ndarray | None:
+def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: int, iterations: int,
+                   seed: np.ndarray | None = None, runs: int = 1) -> np.ndarray | None:
     """Proxy mask for a box initialisation: GrabCut inside the box on a downscaled window (bool HxW), or
-    None when the box leaves no background around it."""
+    None when the box leaves no background around it. A ``seed`` mask (HxW bool, a first estimate of the
+    object) starts GrabCut's colour models from it instead of from the whole box."""
     height, width = frame.shape[:2]
     x, y, w, h = box
     margin_x, margin_y = max(8, w // 4), max(8, h // 4)
@@ -119,10 +122,32 @@ def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: 
     rect = (int((x - x0) * factor), int((y - y0) * factor), max(2, int(w * factor)), max(2, int(h * factor)))
     if rect[0] <= 0 and rect[1] <= 0 and rect[0] + rect[2] >= small.shape[1] and rect[1] + rect[3] >= small.shape[0]:
         return None  # the box fills the image: no background to learn from
-    labels = np.zeros(small.shape[:2], np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(np.ascontiguousarray(small), labels, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
-    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
+    if seed is None:
+        initial = np.zeros(small.shape[:2], np.uint8)
+        initial[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = cv2.GC_PR_FGD
+    else:
+        initial = np.full((y1 - y0, x1 - x0), cv2.GC_BGD, np.uint8)
+        initial[y - y0:y - y0 + h, x - x0:x - x0 + w] = cv2.GC_PR_BGD
+        initial[seed[y0:y1, x0:x1]] = cv2.GC_PR_FGD
+        if factor < 1:
+            initial = cv2.resize(initial, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+        if not (initial == cv2.GC_PR_FGD).any():
+            return None
+    # GrabCut's k-means starts from OpenCV's global RNG and its result varies with it: a majority vote over
+    # runs from fixed seeds gives the same, steadier mask for the same input.
+    image = np.ascontiguousarray(small)
+
+    def run_from(seed: int) -> np.ndarray:
+        cv2.setRNGSeed(seed)  # OpenCV's RNG is per thread: each run starts from its own seed
+        labels = initial.copy()
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(image, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+    # GrabCut releases the GIL: the runs share the cores.
+    with ThreadPoolExecutor(max_workers=runs) as pool:
+        votes = sum(pool.map(run_from, range(runs)), np.zeros(small.shape[:2], np.int32))
+    fg = (2 * votes > runs).astype(np.uint8)
     if factor < 1:
         fg = cv2.resize(fg, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     mask = np.zeros((height, width), bool)

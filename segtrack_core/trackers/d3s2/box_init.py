@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ...models.gim import GeometricallyInvariantModel, topk_similarity
+from ...geometry import mask_to_box
 from ...prompts import box_proxy_mask
 from ...types import Box
 from .config import BoxInitConfig, GimConfig
@@ -44,13 +45,23 @@ def bootstrap_memories(gim: GeometricallyInvariantModel, descriptor: torch.Tenso
     gim.initialize(descriptor, candidates, bg_cells)
 
 
+def extends_toward_box(before: Box, after: Box, box: Box, min_gain: float) -> bool:
+    """Whether a mask whose box goes from ``before`` to ``after`` fills the given (tight) ``box`` better:
+    neither side shrinks and the area grows by at least ``min_gain`` of the box's area. A mask that
+    covers more of its object's extent has recovered parts; one that shrinks has lost some."""
+    return (after.w >= before.w and after.h >= before.h
+            and after.w * after.h - before.w * before.h >= min_gain * box.w * box.h)
+
+
 def box_init_mask(frame: np.ndarray, box: Box, box_mask: np.ndarray, config: BoxInitConfig,
                   refine_pass: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The first-frame mask for ``box`` (``box_mask`` its pixels): GrabCut's proxy inside it, refined by
-    ``refine_pass`` (learn the memories from a mask, segment the frame) up to ``config.passes`` times."""
+    ``refine_pass`` (learn the memories from a mask, segment the frame) up to ``config.passes`` times, then
+    by GrabCut started from that mask where the result fills the box better."""
     proxy = box_mask
     rect = tuple(int(round(v)) for v in box.as_tuple())
-    grabcut = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations)
+    grabcut = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations,
+                             runs=config.grabcut_runs)
     if grabcut is not None and (grabcut & proxy).sum() >= config.min_overlap * proxy.sum():
         proxy = grabcut & proxy
     mask = proxy
@@ -59,4 +70,13 @@ def box_init_mask(frame: np.ndarray, box: Box, box_mask: np.ndarray, config: Box
         if refined.sum() < config.min_overlap * proxy.sum():
             break
         mask = refined
+    if config.final_grabcut_gain <= 1.0 and mask.any():
+        # Colour models started from the segmentation rather than from the whole box: background enclosed
+        # by the object (water between a swan's neck and back) goes, thin parts the coarse cells lost return.
+        final = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations, seed=mask,
+                               runs=config.grabcut_runs)
+        if final is not None and (final & box_mask).any():
+            final &= box_mask
+            if extends_toward_box(mask_to_box(mask), mask_to_box(final), box, config.final_grabcut_gain):
+                mask = final
     return mask

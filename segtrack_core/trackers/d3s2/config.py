@@ -68,12 +68,21 @@ class SegmentationConfig:
 class BoxInitConfig:
     grabcut_iterations: int = setting(3, "GrabCut iterations of the proxy mask")
     grabcut_max_side: int = setting(360, "GrabCut runs on the box's surroundings downscaled to this side")
+    grabcut_runs: int = setting(3, "GrabCut runs (fixed seeds) whose majority vote is its mask: one run "
+                                   "depends on its random start")
     small_box_side: float = setting(16.0, "a box with a shorter side (pixels) is taken as the first mask")
     passes: int = setting(3, "segmentation passes on the first frame that refine the proxy mask")
+    final_grabcut_gain: float = setting(0.05, "GrabCut started from the passes' mask replaces it if its box "
+                                              "grows (no side shrinking) by this fraction of the given box's "
+                                              "area; above 1 it never runs")
     keep: float = setting(0.7, "fraction of proxy cells kept as foreground (least background-like)")
     min_overlap: float = setting(0.1, "a GrabCut mask or a pass that keeps less than this fraction of the "
                                       "proxy is not used")
     min_size: float = setting(4.0, "smallest target side tracked, pixels")
+
+    def __post_init__(self) -> None:
+        if self.grabcut_runs < 1 or self.grabcut_iterations < 1:
+            raise ConfigError("grabcut_runs and grabcut_iterations must be >= 1")
 
 
 @dataclass
