@@ -22,6 +22,26 @@ GRABCUT_ITERATIONS = 4
 WORK_SIDE = 320
 
 
+def grabcut_vote(image: np.ndarray, labels: np.ndarray, iterations: int, runs: int) -> np.ndarray:
+    """Foreground (bool) by a majority vote of ``runs`` GrabCut runs from ``labels`` (GC_* per pixel).
+
+    GrabCut's k-means starts from OpenCV's random state, and its result varies with it: runs from fixed
+    seeds give the same mask for the same input whatever ran before."""
+    image = np.ascontiguousarray(image)
+
+    def run_from(rng_seed: int) -> np.ndarray:
+        cv2.setRNGSeed(rng_seed)  # OpenCV's RNG is per thread: each run starts from its own seed
+        work = labels.copy()
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(image, work, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        return (work == cv2.GC_FGD) | (work == cv2.GC_PR_FGD)
+
+    # GrabCut releases the GIL: the runs share the cores.
+    with ThreadPoolExecutor(max_workers=runs) as pool:
+        votes = sum(pool.map(run_from, range(runs)), np.zeros(labels.shape, np.int32))
+    return 2 * votes > runs
+
+
 def points_rect(foreground: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
     """Pixel rectangle (x0, y0, x1, y1), exclusive end, around the foreground points, clipped to the image."""
     height, width = shape
@@ -83,10 +103,7 @@ def points_to_mask(frame: np.ndarray, points: PointsTarget) -> np.ndarray:
         work_seeds = cv2.resize(seeds, small_size, interpolation=cv2.INTER_NEAREST)
     else:
         work, work_seeds = np.ascontiguousarray(window), seeds
-    bgd_model = np.zeros((1, 65), np.float64)
-    fgd_model = np.zeros((1, 65), np.float64)
-    cv2.grabCut(work, work_seeds, None, bgd_model, fgd_model, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    work_mask = ((work_seeds == cv2.GC_FGD) | (work_seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    work_mask = grabcut_vote(work, work_seeds, GRABCUT_ITERATIONS, 1).astype(np.uint8)
     window_mask = cv2.resize(work_mask, (seeds.shape[1], seeds.shape[0]), interpolation=cv2.INTER_NEAREST)
     window_mask[seeds == cv2.GC_FGD] = 1
     window_mask[seeds == cv2.GC_BGD] = 0
@@ -133,21 +150,7 @@ def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: 
             initial = cv2.resize(initial, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
         if not (initial == cv2.GC_PR_FGD).any():
             return None
-    # GrabCut's k-means starts from OpenCV's global RNG and its result varies with it: a majority vote over
-    # runs from fixed seeds gives the same, steadier mask for the same input.
-    image = np.ascontiguousarray(small)
-
-    def run_from(seed: int) -> np.ndarray:
-        cv2.setRNGSeed(seed)  # OpenCV's RNG is per thread: each run starts from its own seed
-        labels = initial.copy()
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(image, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-        return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-
-    # GrabCut releases the GIL: the runs share the cores.
-    with ThreadPoolExecutor(max_workers=runs) as pool:
-        votes = sum(pool.map(run_from, range(runs)), np.zeros(small.shape[:2], np.int32))
-    fg = (2 * votes > runs).astype(np.uint8)
+    fg = grabcut_vote(small, initial, iterations, runs).astype(np.uint8)
     if factor < 1:
         fg = cv2.resize(fg, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     mask = np.zeros((height, width), bool)

@@ -8,8 +8,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...models.gim import GeometricallyInvariantModel, topk_similarity
 from ...geometry import mask_to_box
+from ...models.gim import GeometricallyInvariantModel, topk_similarity
 from ...prompts import box_proxy_mask
 from ...types import Box
 from .config import BoxInitConfig, GimConfig
@@ -75,8 +75,8 @@ def box_init_mask(frame: np.ndarray, box: Box, box_mask: np.ndarray, config: Box
         # by the object (water between a swan's neck and back) goes, thin parts the coarse cells lost return.
         final = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations, seed=mask,
                                runs=config.grabcut_runs)
-        if final is not None and (final & box_mask).any():
-            final &= box_mask
-            if extends_toward_box(mask_to_box(mask), mask_to_box(final), box, config.final_grabcut_gain):
-                mask = final
+        final = None if final is None else final & box_mask
+        if final is not None and final.any() and extends_toward_box(mask_to_box(mask), mask_to_box(final), box,
+                                                                    config.final_grabcut_gain):
+            mask = final
     return mask
