@@ -124,9 +124,9 @@ def points_to_mask(frame: np.ndarray, points: PointsTarget) -> np.ndarray:
 
 
 def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: int, iterations: int,
-                   seed: np.ndarray | None = None, runs: int = 1) -> np.ndarray | None:
+                   estimate: np.ndarray | None = None, runs: int = 1) -> np.ndarray | None:
     """Proxy mask for a box initialisation: GrabCut inside the box on a downscaled window (bool HxW), or
-    None when the box leaves no background around it. A ``seed`` mask (HxW bool, a first estimate of the
+    None when the box leaves no background around it. An ``estimate`` (HxW bool, a first mask of the
     object) starts GrabCut's colour models from it instead of from the whole box."""
     height, width = frame.shape[:2]
     x, y, w, h = box
@@ -139,13 +139,13 @@ def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: 
     rect = (int((x - x0) * factor), int((y - y0) * factor), max(2, int(w * factor)), max(2, int(h * factor)))
     if rect[0] <= 0 and rect[1] <= 0 and rect[0] + rect[2] >= small.shape[1] and rect[1] + rect[3] >= small.shape[0]:
         return None  # the box fills the image: no background to learn from
-    if seed is None:
+    if estimate is None:
         initial = np.zeros(small.shape[:2], np.uint8)
         initial[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = cv2.GC_PR_FGD
     else:
         initial = np.full((y1 - y0, x1 - x0), cv2.GC_BGD, np.uint8)
         initial[y - y0:y - y0 + h, x - x0:x - x0 + w] = cv2.GC_PR_BGD
-        initial[seed[y0:y1, x0:x1]] = cv2.GC_PR_FGD
+        initial[estimate[y0:y1, x0:x1]] = cv2.GC_PR_FGD
         if factor < 1:
             initial = cv2.resize(initial, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
         if not (initial == cv2.GC_PR_FGD).any():

@@ -17,13 +17,16 @@ from segtrack_core.io import read_image, read_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = ROOT.parent / "shared" / "data"
+DATA_FOLDERS = ("davis2016", "vots2023", "boxes", "vot2015")  # the layouts the tests read
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    if not (DATA_ROOT / "davis2016").is_dir() or not (DATA_ROOT / "vot2015").is_dir():
-        missing(f"the shared data ({DATA_ROOT})", "tracking, evaluation and node behaviour on real frames")
+    absent = [name for name in DATA_FOLDERS if not (DATA_ROOT / name).is_dir()]
+    if absent:
+        missing(f"the shared data ({DATA_ROOT}: {', '.join(absent)})",
+                "tracking, evaluation and node behaviour on real frames")
     return DATA_ROOT
 
 

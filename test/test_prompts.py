@@ -89,10 +89,10 @@ def test_box_proxy_mask_is_the_same_whatever_opencvs_random_state(load_davis_fra
     assert region_similarity(masks[0], truth) > 0.7
 
 
-def test_grabcut_from_a_seed_drops_the_background_it_encloses(load_davis_frames):
+def test_grabcut_from_an_estimate_drops_the_background_it_encloses(load_davis_frames):
     (frame,), (truth,) = load_davis_frames("blackswan", 1)
     # The object's convex hull: a first estimate that also takes in the water between the neck and the back.
     hull = cv2.convexHull(np.argwhere(truth)[:, ::-1].astype(np.int32))
-    seed = cv2.fillPoly(np.zeros(truth.shape, np.uint8), [hull], 1) > 0
-    refined = box_proxy_mask(frame, _box_rect(truth), 360, 3, seed=seed, runs=3)
-    assert region_similarity(refined, truth) > region_similarity(seed, truth) + 0.08
+    estimate = cv2.fillPoly(np.zeros(truth.shape, np.uint8), [hull], 1) > 0
+    refined = box_proxy_mask(frame, _box_rect(truth), 360, 3, estimate=estimate, runs=3)
+    assert region_similarity(refined, truth) > region_similarity(estimate, truth) + 0.08

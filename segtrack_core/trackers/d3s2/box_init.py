@@ -73,7 +73,7 @@ def box_init_mask(frame: np.ndarray, box: Box, box_mask: np.ndarray, config: Box
     if config.final_grabcut_gain <= 1.0 and mask.any():
         # Colour models started from the segmentation rather than from the whole box: background enclosed
         # by the object (water between a swan's neck and back) goes, thin parts the coarse cells lost return.
-        final = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations, seed=mask,
+        final = box_proxy_mask(frame, rect, config.grabcut_max_side, config.grabcut_iterations, estimate=mask,
                                runs=config.grabcut_runs)
         final = None if final is None else final & box_mask
         if final is not None and final.any() and extends_toward_box(mask_to_box(mask), mask_to_box(final), box,
