@@ -12,6 +12,7 @@ from segtrack_core.geometry import mask_to_box, target_to_mask
 from segtrack_core.metrics import region_similarity
 from segtrack_core.nets.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, load_backbone
 from segtrack_core.models.dcf import find_peak, gaussian_label
+from segtrack_core.models.features import DESCRIPTOR_STRIDE
 from segtrack_core.models.gem import DiscriminativeFilter, GemSettings, second_peak
 from segtrack_core.models.gim import GeometricallyInvariantModel
 from segtrack_core.models.refine import guided_filter
@@ -235,3 +236,39 @@ def test_box_init_keeps_a_mask_that_already_fills_its_box(load_davis_frames):
     frame, truth, box, box_mask = _first_frame_box(load_davis_frames, "car-shadow")
     mask = box_init_mask(frame, box, box_mask, BoxInitConfig(), lambda _: truth)
     assert np.array_equal(mask, truth)
+
+
+def test_the_flow_of_the_target_predicts_its_next_position(tracker, load_davis_frames):
+    """The tracker's median flow (on a window around the target, in image coordinates) measures a shift
+    of the frame; an empty last mask (the target lost) predicts nothing."""
+    frames, masks = load_davis_frames("car-shadow", 1)
+    tracker.initialize(frames[0], st.MaskTarget(masks[0]))
+    shifted = cv2.warpAffine(frames[0], np.float32([[1, 0, 9], [0, 1, -5]]), frames[0].shape[1::-1],
+                             borderMode=cv2.BORDER_REFLECT)
+    state = tracker._state
+    dx, dy = tracker._flow(state, cv2.cvtColor(shifted, cv2.COLOR_BGR2GRAY))
+    assert dx == pytest.approx(9, abs=0.3) and dy == pytest.approx(-5, abs=0.3)
+    state.previous_mask = np.zeros_like(masks[0])
+    assert tracker._flow(state, cv2.cvtColor(shifted, cv2.COLOR_BGR2GRAY)) is None
+
+
+def test_the_flow_prior_keeps_the_target_against_a_slightly_stronger_look_alike(tracker, load_davis_frames):
+    frames, masks = load_davis_frames("car-shadow", 1)
+    tracker.initialize(frames[0], st.MaskTarget(masks[0]))
+    state = tracker._state
+    region = tracker._region(state)
+    grid = 36
+    center = region.image_to_cell(state.center[0], state.center[1], DESCRIPTOR_STRIDE)
+    near = (int(round(center[0])) + 1, int(round(center[1])))
+    far = (near[0] + 12, near[1] + 8)  # several target sizes away
+
+    def response(far_height: float) -> torch.Tensor:
+        r = torch.zeros(grid, grid)
+        r[near[1], near[0]] = state.peak_reference
+        r[far[1], far[0]] = far_height * state.peak_reference
+        return r
+
+    peak = tracker._locate(state, region, response(1.3), flow_predicted=True)
+    assert (round(peak.x), round(peak.y)) == near and peak.value == pytest.approx(state.peak_reference)
+    assert (round(tracker._locate(state, region, response(2.5), True).x)) == far[0]  # clearly stronger: it wins
+    assert (round(tracker._locate(state, region, response(1.3), False).x)) == far[0]  # no flow, no prior

@@ -122,10 +122,26 @@ class ConfidenceConfig:
 class MotionConfig:
     velocity_rate: float = setting(0.5, "smoothing of the velocity measured on tracking frames")
     velocity_decay: float = setting(0.8, "per-frame decay of the velocity while not tracking (coasting)")
+    flow: bool = setting(True, "predict the position by the optical flow of the target's last mask (else "
+                               "by the velocity alone)")
+    flow_points: int = setting(100, "grid points on the last mask whose flow is followed")
+    flow_window: int = setting(21, "Lucas-Kanade window side, pixels")
+    flow_max_error: float = setting(1.0, "a point whose forward-backward flow misses by more pixels is dropped")
+    flow_min_points: int = setting(5, "with fewer points left the velocity predicts instead")
+    prior_weight: float = setting(1.0, "after a tracked frame, the most a GEM response far from the flow's "
+                                       "prediction is penalised, in reliable peak heights (0: no prior)")
+    prior_sigma: float = setting(1.0, "width of that prior / target size")
+    max_jump: float = setting(1.0, "a peak farther than this from the prediction (target sizes) is the target "
+                                   "only if its frame scores at least jump_score; else the tracker coasts")
+    jump_score: float = setting(0.7, "see max_jump")
 
     def __post_init__(self) -> None:
         if not (0 <= self.velocity_rate <= 1 and 0 <= self.velocity_decay <= 1):
             raise ConfigError("velocity_rate and velocity_decay must lie in [0, 1]")
+        if self.flow_window < 3 or self.flow_points < 1 or self.flow_min_points < 1:
+            raise ConfigError("flow_window must be >= 3, flow_points and flow_min_points >= 1")
+        if min(self.prior_weight, self.max_jump, self.flow_max_error) < 0 or self.prior_sigma <= 0:
+            raise ConfigError("prior_weight, max_jump and flow_max_error must be >= 0, prior_sigma > 0")
 
 
 @dataclass

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...models.features import Projection
 from ...models.gem import DiscriminativeFilter
 from ...models.gim import GeometricallyInvariantModel
@@ -29,6 +31,8 @@ class D3S2State:
     state: TrackState = TrackState.TRACKING
     velocity: tuple[float, float] = (0.0, 0.0)  # pixels per frame
     weak_frames: int = 0  # consecutive frames scored below lost_threshold
+    previous_gray: np.ndarray | None = None  # last frame, gray, for the target's optical flow
+    previous_mask: np.ndarray | None = None  # the target's pixels on it (empty while lost)
 
     def mask_measures_scale(self, fit: float) -> bool:
         """Whether the first-frame mask covered the given target (its box within ``fit`` per side), so that

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 
 from ...geometry import box_to_rotated_box, mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
-from ...models.dcf import find_peak, gaussian_label, label_sigma, location_channel
+from ...models.dcf import Peak, find_peak, gaussian_label, label_sigma, location_channel
 from ...models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion, project
 from ...models.gem import DiscriminativeFilter, second_peak
 from ...models.gim import GeometricallyInvariantModel
+from ...models.motion import grid_points, median_flow
 from ...models.refine import ColorModel, fuse, guided_filter, keep_target_components, logit
 from ...nets.efficientnet_lite import load_backbone
 from ...runtime import start_runtime
@@ -104,6 +105,38 @@ class D3S2Tracker(Tracker):
 
     def _describe_crop(self, s: D3S2State, crop: np.ndarray) -> torch.Tensor:
         return project(self.extractor.raw(crop), s.projection)
+
+    def _flow(self, s: D3S2State, gray: np.ndarray) -> tuple[float, float] | None:
+        """The target's displacement since the last frame: median flow of its last mask's pixels, computed
+        on a window twice the search region around it."""
+        if s.previous_gray is None or s.previous_mask is None:
+            return None
+        motion = self.config.motion
+        half = self._region(s).side  # a pyramid of 3 levels needs room around the target
+        height, width = gray.shape
+        x0, y0 = int(max(0, s.center[0] - half)), int(max(0, s.center[1] - half))
+        x1, y1 = int(min(width, s.center[0] + half)), int(min(height, s.center[1] + half))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        points = grid_points(s.previous_mask[y0:y1, x0:x1], motion.flow_points)
+        return median_flow(s.previous_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1], points, motion.flow_window,
+                           motion.flow_max_error, motion.flow_min_points)
+
+    def _locate(self, s: D3S2State, region: SearchRegion, response: torch.Tensor, flow_predicted: bool) -> Peak:
+        """The GEM's peak. Where the flow predicted the position (the region's centre), a response is
+        penalised by its distance from it, up to ``motion.prior_weight`` reliable peak heights: a look-alike
+        must clearly beat the target to draw the tracker away. The peak's value stays the GEM's own."""
+        motion = self.config.motion
+        if not flow_predicted or motion.prior_weight <= 0:
+            return find_peak(response)
+        height, width = response.shape
+        center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
+        sigma = max(motion.prior_sigma * math.sqrt(math.prod(self._size_cells(s, region))), 0.5)
+        penalty = motion.prior_weight * s.peak_reference * (
+            1.0 - gaussian_label(height, width, center, (sigma, sigma), self._device))
+        peak = find_peak(response - penalty)
+        cell = (min(int(round(peak.y)), height - 1), min(int(round(peak.x)), width - 1))
+        return Peak(peak.x, peak.y, peak.value + float(penalty[cell]))
 
     # ---------------------------------------------------------------- core pass
     def _segment(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
@@ -201,6 +234,7 @@ class D3S2Tracker(Tracker):
         s.size_from_mask = (s.size[0] / mask_box.w, s.size[1] / mask_box.h)
         s.mask_aspect = mask_box.w / mask_box.h
         s.fill_ratio = float(mask.sum()) / (s.size[0] * s.size[1])
+        s.previous_gray, s.previous_mask = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), mask
         self._state = s
 
     def _initialize_gem(self, s: D3S2State, frame: np.ndarray, region: SearchRegion,
@@ -226,25 +260,31 @@ class D3S2Tracker(Tracker):
         cfg, s = self.config, self._state
         watch = Stopwatch()
         previous_center = s.center
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        flow = None
         if s.state is TrackState.LOST:
             with watch.stage("redetect"):
                 self._redetect(s, frame)
         else:
-            # Constant-velocity prediction keeps fast targets inside the search region.
+            # The target's own optical flow, else constant velocity, keeps fast targets inside the region.
             height, width = frame.shape[:2]
-            s.center = (min(max(s.center[0] + s.velocity[0], 0.0), float(width)),
-                        min(max(s.center[1] + s.velocity[1], 0.0), float(height)))
+            flow = self._flow(s, gray) if cfg.motion.flow else None
+            dx, dy = flow if flow is not None else s.velocity
+            s.center = (min(max(s.center[0] + dx, 0.0), float(width)),
+                        min(max(s.center[1] + dy, 0.0), float(height)))
         region = self._region(s)
         with watch.stage("features"):
             descriptor = self._describe(s, frame, region)
         with watch.stage("gem"):
             response = s.gem.response(descriptor)
-            peak = find_peak(response)
+            # The flow of a tracked mask is the target's; that of an uncertain one may be an occluder's.
+            peak = self._locate(s, region, response, flow is not None and s.state is TrackState.TRACKING)
 
         segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
                                      cfg.segmentation.location_weight, watch)
         with watch.stage("update"):
             result = self._conclude(s, frame, region, descriptor, response, peak, segmentation, previous_center)
+        s.previous_gray, s.previous_mask = gray, result.mask
         result.timings = watch.finish()
         return result
 
@@ -271,7 +311,8 @@ class D3S2Tracker(Tracker):
         # One weak frame (blur, a partial occlusion) is uncertain; only a run of them is a loss.
         s.weak_frames = s.weak_frames + 1 if score < cfg.lost_threshold else 0
         recovering = s.state is TrackState.LOST
-        if (recovering and score < cfg.tracking_threshold) or s.weak_frames >= cfg.confidence.lost_patience:
+        if (recovering and score < max(cfg.tracking_threshold, cfg.motion.jump_score)) or (
+                s.weak_frames >= cfg.confidence.lost_patience):
             state = TrackState.LOST
         elif score < cfg.tracking_threshold:
             state = TrackState.UNCERTAIN
@@ -283,6 +324,15 @@ class D3S2Tracker(Tracker):
         if state is TrackState.LOST:
             s.velocity = (0.0, 0.0)
             return TrackResult(np.zeros_like(mask), score, None, None, state)
+        jump = math.dist(peak_image, predicted_center) / math.sqrt(s.size[0] * s.size[1])
+        if jump > cfg.motion.max_jump and score < cfg.motion.jump_score:
+            # A response far from where the target should be is something else unless it is convincing (the
+            # target hidden, a look-alike): coast on the prediction, with nothing to report as its mask.
+            state = s.state = TrackState.UNCERTAIN
+            s.center = predicted_center
+            s.velocity = tuple(cfg.motion.velocity_decay * v for v in s.velocity)
+            box = Box(s.center[0] - 0.5 * s.size[0], s.center[1] - 0.5 * s.size[1], *s.size)
+            return TrackResult(np.zeros_like(mask), score, box, box_to_rotated_box(box), state)
 
         scale = cfg.scale
         measures_scale = s.mask_measures_scale(scale.mask_fit)

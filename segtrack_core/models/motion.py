@@ -1,0 +1,41 @@
+"""Target motion between two frames from sparse optical flow on the target's own pixels (median flow)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def grid_points(mask: np.ndarray, count: int) -> np.ndarray:
+    """About ``count`` points (N, 1, 2) float32 on a regular grid over ``mask``'s true pixels."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return np.zeros((0, 1, 2), np.float32)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    step = max(1.0, np.sqrt((x1 - x0) * (y1 - y0) / max(count, 1)))
+    gx, gy = np.meshgrid(np.arange(x0 + step / 2, x1, step), np.arange(y0 + step / 2, y1, step))
+    gx, gy = gx.ravel(), gy.ravel()
+    inside = mask[gy.astype(int), gx.astype(int)]
+    return np.stack([gx[inside], gy[inside]], axis=-1).astype(np.float32)[:, None, :]
+
+
+def median_flow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, window: int,
+                max_error: float, min_points: int) -> tuple[float, float] | None:
+    """Median displacement of ``points`` from gray ``previous`` to gray ``current`` (pyramidal Lucas-Kanade),
+    over the points whose forward-backward error is at most ``max_error`` pixels and the median's; None when
+    fewer than ``min_points`` survive (texture-less or occluded target)."""
+    if len(points) < min_points:
+        return None
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+    size = (window, window)
+    forward, ok1, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None, winSize=size, maxLevel=3,
+                                               criteria=criteria)
+    backward, ok2, _ = cv2.calcOpticalFlowPyrLK(current, previous, forward, None, winSize=size, maxLevel=3,
+                                                criteria=criteria)
+    error = np.linalg.norm((backward - points)[:, 0], axis=1)
+    good = (ok1[:, 0] == 1) & (ok2[:, 0] == 1) & (error <= max_error)
+    if good.sum() < min_points:
+        return None
+    good &= error <= np.median(error[good])
+    moved = (forward - points)[good, 0]
+    return float(np.median(moved[:, 0])), float(np.median(moved[:, 1]))
