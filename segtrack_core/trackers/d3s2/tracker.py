@@ -260,15 +260,15 @@ class D3S2Tracker(Tracker):
         cfg, s = self.config, self._state
         watch = Stopwatch()
         previous_center = s.center
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        flow = None
+        with watch.stage("motion"):
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            flow = None if s.state is TrackState.LOST or not cfg.motion.flow else self._flow(s, gray)
         if s.state is TrackState.LOST:
             with watch.stage("redetect"):
                 self._redetect(s, frame)
         else:
             # The target's own optical flow, else constant velocity, keeps fast targets inside the region.
             height, width = frame.shape[:2]
-            flow = self._flow(s, gray) if cfg.motion.flow else None
             dx, dy = flow if flow is not None else s.velocity
             s.center = (min(max(s.center[0] + dx, 0.0), float(width)),
                         min(max(s.center[1] + dy, 0.0), float(height)))
