@@ -308,27 +308,27 @@ class D3S2Tracker(Tracker):
         score = float(np.clip(weights.gem_weight * dcf_quality + weights.mask_weight * mask_quality
                               + weights.area_weight * area_quality, 0.0, 1.0))
 
+        # A peak far from where the target should be is something else unless it is convincing (the target
+        # hidden, a look-alike): such a frame is weak, like a low-scored one.
+        peak_image = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
+        jump = math.dist(peak_image, predicted_center) / math.sqrt(s.size[0] * s.size[1])
+        far = jump > cfg.motion.max_jump and score < cfg.motion.jump_score
         # One weak frame (blur, a partial occlusion) is uncertain; only a run of them is a loss.
-        s.weak_frames = s.weak_frames + 1 if score < cfg.lost_threshold else 0
+        s.weak_frames = s.weak_frames + 1 if score < cfg.lost_threshold or far else 0
         recovering = s.state is TrackState.LOST
         if (recovering and score < max(cfg.tracking_threshold, cfg.motion.jump_score)) or (
                 s.weak_frames >= cfg.confidence.lost_patience):
             state = TrackState.LOST
-        elif score < cfg.tracking_threshold:
+        elif score < cfg.tracking_threshold or far:
             state = TrackState.UNCERTAIN
         else:
             state = TrackState.TRACKING
         s.state = state
 
-        peak_image = region.cell_to_image(peak.x, peak.y, DESCRIPTOR_STRIDE)
         if state is TrackState.LOST:
             s.velocity = (0.0, 0.0)
             return TrackResult(np.zeros_like(mask), score, None, None, state)
-        jump = math.dist(peak_image, predicted_center) / math.sqrt(s.size[0] * s.size[1])
-        if jump > cfg.motion.max_jump and score < cfg.motion.jump_score:
-            # A response far from where the target should be is something else unless it is convincing (the
-            # target hidden, a look-alike): coast on the prediction, with nothing to report as its mask.
-            state = s.state = TrackState.UNCERTAIN
+        if far:  # coast on the prediction, with nothing to report as the target's mask
             s.center = predicted_center
             s.velocity = tuple(cfg.motion.velocity_decay * v for v in s.velocity)
             box = Box(s.center[0] - 0.5 * s.size[0], s.center[1] - 0.5 * s.size[1], *s.size)
