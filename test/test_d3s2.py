@@ -257,7 +257,7 @@ def test_the_flow_prior_keeps_the_target_against_a_slightly_stronger_look_alike(
     tracker.initialize(frames[0], st.MaskTarget(masks[0]))
     state = tracker._state
     region = tracker._region(state)
-    grid = 36
+    grid = tracker.config.features.input_size // DESCRIPTOR_STRIDE
     center = region.image_to_cell(state.center[0], state.center[1], DESCRIPTOR_STRIDE)
     near = (int(round(center[0])) + 1, int(round(center[1])))
     far = (near[0] + 12, near[1] + 8)  # several target sizes away

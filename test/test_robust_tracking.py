@@ -77,3 +77,19 @@ def test_reacquires_a_target_that_leaves_and_reenters_the_frame(tracker, data_ro
     back = [(r, b) for r, b in zip(results[-5:], boxes[-5:])]
     assert all(r.state is st.TrackState.TRACKING for r, _ in back), [r.state for r, _ in back]
     assert all(box_iou(r.box.as_tuple(), b.as_tuple()) > 0.5 for r, b in back)
+
+
+def test_a_hidden_target_is_not_swapped_for_a_look_alike_far_away(tracker, data_root):
+    """With the target hidden, its double appears about two target sizes away: a weak frame cannot move the
+    tracker there. It coasts where the target was (no mask), and lost_patience such frames are a loss;
+    only then may a convincing candidate (this double scores above 0.7) be taken."""
+    frames, boxes = _sprite_scene(data_root, [150] * 6)
+    (double,), _ = _sprite_scene(data_root, [420])
+    tracker.initialize(frames[0], boxes[0])
+    for frame in frames[1:]:
+        assert tracker.track(frame).state is st.TrackState.TRACKING
+    results = [tracker.track(double) for _ in range(tracker.config.confidence.lost_patience)]
+    for result in results[:-1]:  # without the far-jump rule these follow the double (TRACKING from frame 2)
+        assert result.state is st.TrackState.UNCERTAIN and not result.mask.any()
+        assert box_iou(result.box.as_tuple(), boxes[0].as_tuple()) > 0.5
+    assert results[-1].state is st.TrackState.LOST

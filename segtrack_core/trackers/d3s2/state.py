@@ -13,7 +13,7 @@ from ...models.features import Projection
 from ...models.gem import DiscriminativeFilter
 from ...models.gim import GeometricallyInvariantModel
 from ...models.refine import ColorModel
-from ...types import TrackState
+from ...types import Box, TrackState
 
 
 @dataclass
@@ -33,6 +33,10 @@ class D3S2State:
     weak_frames: int = 0  # consecutive frames scored below lost_threshold
     previous_gray: np.ndarray | None = None  # last frame, gray, for the target's optical flow
     previous_mask: np.ndarray | None = None  # the target's pixels on it (empty while lost)
+
+    def box(self) -> Box:
+        """The tracked box: the inherent size around the centre."""
+        return Box(self.center[0] - 0.5 * self.size[0], self.center[1] - 0.5 * self.size[1], *self.size)
 
     def mask_measures_scale(self, fit: float) -> bool:
         """Whether the first-frame mask covered the given target (its box within ``fit`` per side), so that

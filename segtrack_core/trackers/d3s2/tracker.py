@@ -234,7 +234,8 @@ class D3S2Tracker(Tracker):
         s.size_from_mask = (s.size[0] / mask_box.w, s.size[1] / mask_box.h)
         s.mask_aspect = mask_box.w / mask_box.h
         s.fill_ratio = float(mask.sum()) / (s.size[0] * s.size[1])
-        s.previous_gray, s.previous_mask = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), mask
+        if cfg.motion.flow:
+            s.previous_gray, s.previous_mask = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), mask
         self._state = s
 
     def _initialize_gem(self, s: D3S2State, frame: np.ndarray, region: SearchRegion,
@@ -260,9 +261,11 @@ class D3S2Tracker(Tracker):
         cfg, s = self.config, self._state
         watch = Stopwatch()
         previous_center = s.center
-        with watch.stage("motion"):
-            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            flow = None if s.state is TrackState.LOST or not cfg.motion.flow else self._flow(s, gray)
+        gray = flow = None
+        if cfg.motion.flow:
+            with watch.stage("motion"):
+                gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+                flow = None if s.state is TrackState.LOST else self._flow(s, gray)
         if s.state is TrackState.LOST:
             with watch.stage("redetect"):
                 self._redetect(s, frame)
@@ -331,7 +334,7 @@ class D3S2Tracker(Tracker):
         if far:  # coast on the prediction, with nothing to report as the target's mask
             s.center = predicted_center
             s.velocity = tuple(cfg.motion.velocity_decay * v for v in s.velocity)
-            box = Box(s.center[0] - 0.5 * s.size[0], s.center[1] - 0.5 * s.size[1], *s.size)
+            box = s.box()
             return TrackResult(np.zeros_like(mask), score, box, box_to_rotated_box(box), state)
 
         scale = cfg.scale
@@ -378,7 +381,7 @@ class D3S2Tracker(Tracker):
             wrot = mask_to_rotated_box(window_mask)
             rotated = RotatedBox(wrot.cx + x0, wrot.cy + y0, wrot.w, wrot.h, wrot.angle)
         else:
-            box = Box(s.center[0] - 0.5 * s.size[0], s.center[1] - 0.5 * s.size[1], *s.size)
+            box = s.box()
             rotated = box_to_rotated_box(box)
         return TrackResult(mask, score, box, rotated, state)
 
