@@ -11,11 +11,12 @@ import segtrack_core as st
 from segtrack_core.geometry import mask_to_box, target_to_mask
 from segtrack_core.metrics import region_similarity
 from segtrack_core.nets.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, load_backbone
-from segtrack_core.models.dcf import find_peak, gaussian_label
 from segtrack_core.models.features import DESCRIPTOR_STRIDE
 from segtrack_core.models.gem import DiscriminativeFilter, GemSettings, second_peak
 from segtrack_core.models.gim import GeometricallyInvariantModel
-from segtrack_core.models.refine import guided_filter
+from segtrack_core.models.dcf import find_peak, gaussian_label, location_channel
+from segtrack_core.models.refine import fuse, guided_filter
+from segtrack_core.trackers.d3s2.tracker import INSCRIBED_SIGMA
 from segtrack_core.trackers.d3s2.box_init import box_init_mask, extends_toward_box
 from segtrack_core.trackers.d3s2.config import BoxInitConfig
 from segtrack_core.types import Box
@@ -123,6 +124,36 @@ def test_guided_filter_sharpens_a_blurry_mask_at_image_edges():
     step_in, step_out = blurry[0, 30] - blurry[0, 29], refined[0, 30] - refined[0, 29]
     assert step_out > 5 * step_in  # the probability now jumps where the image does
     assert (refined[:, 30:] > 0.5).all()
+
+
+def test_the_core_channel_makes_the_inscribed_ellipse_foreground_and_nothing_else():
+    """The appearance says background everywhere (a small target's blurred cells): with the core term the
+    ellipse inscribed in the 8x6-cell target box at (20, 15) is foreground, and outside it the probability
+    is what it was without the term."""
+    background = torch.full((30, 40), -0.2)
+    location = location_channel(30, 40, (20.0, 15.0), (8.0, 6.0), 0.5)
+    core = location_channel(30, 40, (20.0, 15.0), (8.0, 6.0), INSCRIBED_SIGMA)
+    plain = fuse(torch.zeros(30, 40), -background, location, 0.1, 2.0, 0.0)
+    pressed = fuse(torch.zeros(30, 40), -background, location, 0.1, 2.0, 0.0, core, 20.0)
+    ys, xs = torch.meshgrid(torch.arange(30.0), torch.arange(40.0), indexing="ij")
+    radius = torch.sqrt(((xs - 20) / 4) ** 2 + ((ys - 15) / 3) ** 2)  # 1 on the inscribed ellipse
+    assert not (plain > 0.5).any()
+    assert ((pressed > 0.5) == (radius < 1)).float().mean() > 0.98
+    assert torch.equal(pressed[radius > 1.05], plain[radius > 1.05])
+
+
+def test_only_targets_smaller_than_small_target_side_get_a_core_weight(tracker):
+    """The weight grows as the area shrinks below a small_target_side square, up to max_core_weight."""
+    segmentation = tracker.config.segmentation
+    side = segmentation.small_target_side
+
+    def weight(w, h):
+        state = type("State", (), {"size": (w, h)})()
+        return tracker._core_weight(state)
+
+    assert weight(side, side) == 0.0 and weight(4 * side, side / 2) == 0.0
+    assert 0.0 < weight(side, side / 2) < weight(side / 2, side / 2) <= segmentation.max_core_weight
+    assert weight(2.0, 2.0) == segmentation.max_core_weight
 
 
 @pytest.mark.parametrize("sequence, init, floor", [("car-shadow", "box", 0.6), ("blackswan", "mask", 0.6)])

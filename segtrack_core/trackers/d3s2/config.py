@@ -54,6 +54,12 @@ class SegmentationConfig:
     fusion_temperature: float = setting(0.1, "on the foreground-minus-background similarity")
     location_weight: float = setting(2.0, "weight of the GEM location channel in the fused logit")
     location_sigma: float = setting(0.5, "location channel standard deviation / target size")
+    small_target_side: float = setting(48.0, "below this target side (pixels, sqrt of the area), the ellipse "
+                                             "inscribed in the target box is pressed to the foreground, the "
+                                             "harder the smaller: upsampled cells of a small target tell little "
+                                             "of its appearance and its mask would vanish (0: never)")
+    max_core_weight: float = setting(20.0, "bound on that pressure (a logit): 20 already makes the ellipse "
+                                                          "foreground")
     fusion_bias: float = setting(0.0, "added to the fused logit")
     color_bins: int = setting(16, "colour histogram bins per channel")
     color_learning_rate: float = setting(0.05, "colour histograms' update rate")

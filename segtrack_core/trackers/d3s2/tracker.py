@@ -26,6 +26,10 @@ from .config import D3S2Config
 from .state import D3S2State
 
 
+# A location channel of this sigma (per target size) is 0.5 on the ellipse inscribed in the target's box.
+INSCRIBED_SIGMA = 0.5 / math.sqrt(2.0 * math.log(2.0))
+
+
 class _Segmentation(NamedTuple):
     mask: np.ndarray  # full-resolution bool
     window: tuple[int, int, int, int]  # (x0, y0, x1, y1): the mask is empty outside it
@@ -138,17 +142,29 @@ class D3S2Tracker(Tracker):
         cell = (min(int(round(peak.y)), height - 1), min(int(round(peak.x)), width - 1))
         return Peak(peak.x, peak.y, peak.value + float(penalty[cell]))
 
+    def _core_weight(self, s: D3S2State) -> float:
+        """How hard a small target's box ellipse is pressed to the foreground: the base location weight times
+        how many times the target's area falls short of a ``small_target_side`` square's, less one."""
+        cfg = self.config.segmentation
+        shortfall = cfg.small_target_side ** 2 / (s.size[0] * s.size[1]) - 1.0
+        return min(cfg.location_weight * max(shortfall, 0.0), cfg.max_core_weight)
+
     # ---------------------------------------------------------------- core pass
     def _segment(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
-                 peak_cell: tuple[float, float], location_weight: float, watch: Stopwatch) -> _Segmentation:
+                 peak_cell: tuple[float, float], location_weight: float, watch: Stopwatch,
+                 core_weight: float = 0.0) -> _Segmentation:
         """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
         cfg = self.config.segmentation
         with watch.stage("gim"):
             grid = descriptor.shape[-2:]
-            location = location_channel(grid[0], grid[1], peak_cell, self._size_cells(s, region),
-                                        cfg.location_sigma, self._device)
+            size_cells = self._size_cells(s, region)
+            location = location_channel(grid[0], grid[1], peak_cell, size_cells, cfg.location_sigma, self._device)
+            core = None
+            if core_weight > 0:
+                core = location_channel(grid[0], grid[1], peak_cell, size_cells, INSCRIBED_SIGMA, self._device)
             fg, bg = s.gim.channels(descriptor)
-            coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias)
+            coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias, core,
+                          core_weight)
             coarse = coarse.float().cpu().numpy()
 
         with watch.stage("refine"):
@@ -284,7 +300,7 @@ class D3S2Tracker(Tracker):
             peak = self._locate(s, region, response, flow is not None and s.state is TrackState.TRACKING)
 
         segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
-                                     cfg.segmentation.location_weight, watch)
+                                     cfg.segmentation.location_weight, watch, self._core_weight(s))
         with watch.stage("update"):
             result = self._conclude(s, frame, region, descriptor, response, peak, segmentation, previous_center)
         s.previous_gray, s.previous_mask = gray, result.mask
