@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import segtrack_core as st
+from segtrack_core.evaluation.datasets import discover_sequences
 from segtrack_core.geometry import mask_to_box, target_to_mask
 from segtrack_core.metrics import region_similarity
 from segtrack_core.nets.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, load_backbone
@@ -267,6 +268,17 @@ def test_box_init_keeps_a_mask_that_already_fills_its_box(load_davis_frames):
     frame, truth, box, box_mask = _first_frame_box(load_davis_frames, "car-shadow")
     mask = box_init_mask(frame, box, box_mask, BoxInitConfig(), lambda _: truth)
     assert np.array_equal(mask, truth)
+
+
+@pytest.mark.parametrize("sequence, floor", [("vots2023/monkey", 0.85), ("vots2023/fernando", 0.73)])
+def test_box_init_segments_the_first_frame_on_finer_cells(tracker, data_root, sequence, floor):
+    """A box initialisation's first mask against the ground truth. The passes' region is twice the target
+    size (cells twice as fine as tracking's): 0.87 and 0.75 measured; on the tracking region (4x) they
+    were 0.83 and 0.71 (a monkey against a monkey, a cat with its tail up)."""
+    (clip,) = discover_sequences(data_root, [sequence])
+    frame, truth = cv2.imread(str(clip.frame_paths[0])), clip.gt_mask(0) > 0
+    tracker.initialize(frame, mask_to_box(truth))
+    assert region_similarity(tracker._state.previous_mask, truth) >= floor
 
 
 def test_the_flow_of_the_target_predicts_its_next_position(tracker, load_davis_frames):

@@ -77,6 +77,8 @@ class BoxInitConfig:
     grabcut_runs: int = setting(3, "GrabCut runs (fixed seeds) whose majority vote is its mask: one run "
                                    "depends on its random start")
     small_box_side: float = setting(16.0, "a box with a shorter side (pixels) is taken as the first mask")
+    search_scale: float = setting(2.0, "the passes' region side / sqrt(target area): half the tracking "
+                                       "region's, so its cells are twice as fine")
     passes: int = setting(3, "segmentation passes on the first frame that refine the proxy mask")
     final_grabcut_gain: float = setting(0.05, "GrabCut started from the passes' mask replaces it if its box "
                                               "grows (no side shrinking) by this fraction of the given box's "
@@ -89,6 +91,9 @@ class BoxInitConfig:
     def __post_init__(self) -> None:
         if self.grabcut_runs < 1 or self.grabcut_iterations < 1:
             raise ConfigError("grabcut_runs and grabcut_iterations must be >= 1")
+        if self.search_scale < 1.5:
+            raise ConfigError("box_init.search_scale must be >= 1.5: the passes learn the background around "
+                              "the box")
 
 
 @dataclass

@@ -228,19 +228,25 @@ class D3S2Tracker(Tracker):
         grid = descriptor.shape[-2:]
         self._initialize_gem(s, frame, region, descriptor)
 
-        center_cell = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
         if isinstance(target, MaskTarget) or min(box.w, box.h) < cfg.box_init.small_box_side:
             # A mask as given; a box too small for GrabCut and coarse features to cut is its own best mask.
             mask = proxy
         else:
-            box_cells = self._coverage(proxy, region, grid)
+            # The passes look closer than tracking does: cells of a tighter region resolve the background
+            # the object encloses or casts. It holds the whole box however elongated.
+            side = max(cfg.box_init.search_scale * math.sqrt(size[0] * size[1]), max(size))
+            fine = SearchRegion(box.center[0], box.center[1], side, cfg.features.input_size)
+            fine_descriptor = self._describe(s, frame, fine)
+            fine_grid = fine_descriptor.shape[-2:]
+            fine_center = fine.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
+            box_cells = self._coverage(proxy, fine, fine_grid)
 
             def refine_pass(mask: np.ndarray) -> np.ndarray:
-                bootstrap_memories(s.gim, descriptor, self._coverage(mask, region, grid), box_cells,
+                bootstrap_memories(s.gim, fine_descriptor, self._coverage(mask, fine, fine_grid), box_cells,
                                    cfg.box_init, cfg.gim)
                 self._learn_colors(s, frame, mask, update=False)
                 # Without the location prior: the box center is not necessarily on the object.
-                return self._segment(s, frame, region, descriptor, center_cell, 0.0, Stopwatch()).mask
+                return self._segment(s, frame, fine, fine_descriptor, fine_center, 0.0, Stopwatch()).mask
 
             mask = box_init_mask(frame, box, proxy, cfg.box_init, refine_pass)
         coverage = self._coverage(mask, region, grid)
