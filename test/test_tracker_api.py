@@ -98,6 +98,10 @@ def test_registry_errors():
         st.make_config("d3s2", {"features": {"search_scale": "big"}})
     with pytest.raises(ConfigError, match="device"):
         st.create_tracker("d3s2", runtime={"device": "tpu"})
+    with pytest.raises(ConfigError, match="small_target_side"):
+        st.make_config("d3s2", {"segmentation": {"small_target_side": -1}})
+    with pytest.raises(ConfigError, match="search_scale must be >= 1.5"):
+        st.make_config("d3s2", {"box_init": {"search_scale": 1.0}})
     assert {"csrt", "d3s2"} <= set(st.available_backends())
 
 

@@ -59,7 +59,7 @@ class SegmentationConfig:
                                              "harder the smaller: upsampled cells of a small target tell little "
                                              "of its appearance and its mask would vanish (0: never)")
     max_core_weight: float = setting(20.0, "bound on that pressure (a logit): 20 already makes the ellipse "
-                                                          "foreground")
+                                           "foreground")
     fusion_bias: float = setting(0.0, "added to the fused logit")
     color_bins: int = setting(16, "colour histogram bins per channel")
     color_learning_rate: float = setting(0.05, "colour histograms' update rate")
@@ -68,6 +68,10 @@ class SegmentationConfig:
     refine_radius: float = setting(0.04, "guided-filter radius / target size")
     refine_eps: float = setting(0.01, "guided-filter regularisation")
     mask_threshold: float = setting(0.6, "on the refined probability; above 0.5 trims the coarse halo")
+
+    def __post_init__(self) -> None:
+        if self.small_target_side < 0 or self.max_core_weight < 0:
+            raise ConfigError("small_target_side and max_core_weight must be >= 0")
 
 
 @dataclass
