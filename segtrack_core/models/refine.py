@@ -18,9 +18,9 @@ def fuse(fg_similarity: torch.Tensor, bg_similarity: torch.Tensor, location: tor
          temperature: float, location_weight: float, bias: float, core: torch.Tensor | None = None,
          core_weight: float = 0.0) -> torch.Tensor:
     """Foreground probability (H, W) from GIM similarities and the GEM location channel (logit sum); a
-    ``core`` channel adds evidence for the foreground only, where it is above 0.5."""
+    ``core`` channel adds ``core_weight`` of evidence for the foreground only, where it is above 0.5."""
     logit = (fg_similarity - bg_similarity) / temperature + location_weight * (2 * location - 1) + bias
-    if core is not None and core_weight > 0:
+    if core is not None:
         logit = logit + core_weight * (2 * core - 1).clamp(min=0)
     return torch.sigmoid(logit)
 

@@ -30,9 +30,13 @@ class D3S2State:
     mask_aspect: float = 1.0  # mask box width / height on the first frame
     state: TrackState = TrackState.TRACKING
     velocity: tuple[float, float] = (0.0, 0.0)  # pixels per frame
-    weak_frames: int = 0  # consecutive frames scored below lost_threshold
+    weak_frames: int = 0  # consecutive weak frames: scored below lost_threshold, or a far jump not taken
     previous_gray: np.ndarray | None = None  # last frame, gray, for the target's optical flow
     previous_mask: np.ndarray | None = None  # the target's pixels on it (empty while lost)
+
+    def slow_down(self, decay: float) -> None:
+        """A frame without a trusted position: the velocity decays towards standing still."""
+        self.velocity = (decay * self.velocity[0], decay * self.velocity[1])
 
     def box(self) -> Box:
         """The tracked box: the inherent size around the centre."""

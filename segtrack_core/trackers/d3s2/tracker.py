@@ -355,7 +355,7 @@ class D3S2Tracker(Tracker):
             return TrackResult(np.zeros_like(mask), score, None, None, state)
         if far:  # coast on the prediction, with nothing to report as the target's mask
             s.center = predicted_center
-            s.velocity = tuple(cfg.motion.velocity_decay * v for v in s.velocity)
+            s.slow_down(cfg.motion.velocity_decay)
             box = s.box()
             return TrackResult(np.zeros_like(mask), score, box, box_to_rotated_box(box), state)
 
@@ -389,7 +389,7 @@ class D3S2Tracker(Tracker):
             moved = (s.center[0] - previous_center[0], s.center[1] - previous_center[1])
             s.velocity = tuple((1 - rate) * v + rate * m for v, m in zip(s.velocity, moved))
         else:
-            s.velocity = tuple(motion.velocity_decay * v for v in s.velocity)
+            s.slow_down(motion.velocity_decay)
         if state is TrackState.TRACKING and score >= cfg.confidence.update_threshold and steady:
             # A second peak close to the first is a look-alike: the GEM learns this frame as a hard negative.
             distractor = second_peak(response, (peak.x, peak.y), self._size_cells(s, region)) > (
