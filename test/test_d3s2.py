@@ -12,14 +12,14 @@ from segtrack_core.evaluation.datasets import discover_sequences
 from segtrack_core.geometry import mask_to_box, target_to_mask
 from segtrack_core.metrics import region_similarity
 from segtrack_core.nets.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, load_backbone
+from segtrack_core.models.dcf import find_peak, gaussian_label, location_channel
 from segtrack_core.models.features import DESCRIPTOR_STRIDE
 from segtrack_core.models.gem import DiscriminativeFilter, GemSettings, second_peak
 from segtrack_core.models.gim import GeometricallyInvariantModel
-from segtrack_core.models.dcf import find_peak, gaussian_label, location_channel
 from segtrack_core.models.refine import fuse, guided_filter
-from segtrack_core.trackers.d3s2.tracker import INSCRIBED_SIGMA
 from segtrack_core.trackers.d3s2.box_init import box_init_mask, extends_toward_box
 from segtrack_core.trackers.d3s2.config import BoxInitConfig
+from segtrack_core.trackers.d3s2.tracker import INSCRIBED_SIGMA
 from segtrack_core.types import Box
 
 
