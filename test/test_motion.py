@@ -1,11 +1,12 @@
-"""Median flow: the target's displacement between two frames from the optical flow of its pixels."""
+"""Median flow: the target's displacement between two frames from the optical flow of its pixels; motion
+evidence: pixels that moved with the target's surroundings rather than with the target."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from segtrack_core.models.motion import grid_points, median_flow
+from segtrack_core.models.motion import grid_points, median_flow, motion_evidence
 
 
 def _textured(shape=(200, 240), seed=0) -> np.ndarray:
@@ -41,3 +42,34 @@ def test_median_flow_gives_up_without_texture_or_points():
     assert median_flow(flat, flat.copy(), grid_points(mask, 100), 21, 1.0, 5) is None
     textured = _textured((120, 120))
     assert median_flow(textured, textured, grid_points(mask, 3), 21, 1.0, 5) is None  # fewer than 5 points
+
+
+def _scene_flow(target_motion=(4.0, 0.0)):
+    """A 60x80 flow field: a static scene, the target (rows 20-40, columns 10-30) moving by ``target_motion``
+    and a static look-alike beside it (columns 40-60); the target's last mask and the pixels outside its box."""
+    flow = np.zeros((60, 80, 2), np.float32)
+    flow[20:40, 10:30] = target_motion
+    target = np.zeros((60, 80), bool)
+    target[20:40, 10:30] = True
+    background = np.ones((60, 80), bool)
+    background[15:45, 5:35] = False
+    return flow, target, background
+
+
+def test_motion_evidence_holds_back_what_stays_with_the_surroundings():
+    flow, target, background = _scene_flow()
+    evidence = motion_evidence(flow, (4.0, 0.0), target, background, 1.0, 0.7)
+    assert evidence.shape == (60, 80) and evidence.max() <= 0.0
+    assert (evidence[20:40, 40:60] == -1.0).all()  # the static look-alike
+    assert (evidence[target] == 0.0).all()  # the target's own pixels are never held back
+    flow[20:40, 40:60] = (4.0, 0.0)  # a second object moving with the target is not held back
+    assert (motion_evidence(flow, (4.0, 0.0), target, background, 1.0, 0.7)[20:40, 40:60] == 0.0).all()
+
+
+def test_motion_evidence_is_silent_when_motion_tells_nothing():
+    flow, target, background = _scene_flow(target_motion=(0.5, 0.0))
+    assert motion_evidence(flow, (0.5, 0.0), target, background, 1.0, 0.7) is None  # moved with its surroundings
+    flow, target, background = _scene_flow()
+    flow[20:40, 10:22] = 0.0  # most of the target stood still: its median motion does not describe it
+    assert motion_evidence(flow, (4.0, 0.0), target, background, 1.0, 0.7) is None
+    assert motion_evidence(flow, (4.0, 0.0), np.zeros_like(target), background, 1.0, 0.7) is None

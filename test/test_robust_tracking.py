@@ -40,6 +40,16 @@ def test_a_small_face_in_a_crowd_keeps_its_mask(tracker, data_root):
     assert all(r.state != "lost" for r in result.frames)
 
 
+def test_a_target_walking_past_look_alikes_does_not_take_them_into_its_mask(tracker, data_root):
+    """monkey's target walks into a group of sitting monkeys from about frame 25: their cells look like its
+    own, and without the motion evidence the mask spread over them (J 0.55 over frames 25-49, 0.72 with)."""
+    (full,) = discover_sequences(data_root, ["vots2023/monkey"])
+    excerpt = DavisSequence(full.name, full.frame_paths[:50], full.mask_paths[:50])
+    result = evaluate_sequence(excerpt, {"d3s2": tracker}, init="mask")["d3s2"]
+    j = np.array([r.measures["j"] for r in result.frames])
+    assert j[-25:].mean() >= 0.63, np.round(j, 2)
+
+
 @pytest.mark.parametrize("name, first, count, floor, max_off", EXCERPTS, ids=[e[0] for e in EXCERPTS])
 def test_box_sequence_excerpt_above_floor(tracker, data_root, name, first, count, floor, max_off):
     (full,) = discover_sequences(data_root, [name])

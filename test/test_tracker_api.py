@@ -102,6 +102,8 @@ def test_registry_errors():
         st.make_config("d3s2", {"segmentation": {"small_target_side": -1}})
     with pytest.raises(ConfigError, match="search_scale must be >= 1.5"):
         st.make_config("d3s2", {"box_init": {"search_scale": 1.0}})
+    with pytest.raises(ConfigError, match="segment_agreement in"):
+        st.make_config("d3s2", {"motion": {"segment_agreement": 1.5}})
     assert {"csrt", "d3s2"} <= set(st.available_backends())
 
 

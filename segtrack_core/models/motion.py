@@ -1,4 +1,5 @@
-"""Target motion between two frames from sparse optical flow on the target's own pixels (median flow)."""
+"""Target motion between two frames: sparse optical flow on the target's own pixels (median flow) predicts
+its position; dense flow around it tells it from the static surroundings it passes (a look-alike, a shadow)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,29 @@ def median_flow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, w
     good &= error <= np.median(error[good])
     moved = (forward - points)[good, 0]
     return float(np.median(moved[:, 0])), float(np.median(moved[:, 1]))
+
+
+def motion_evidence(flow: np.ndarray, target_flow: tuple[float, float], target: np.ndarray,
+                    background: np.ndarray, min_separation: float, min_agreement: float) -> np.ndarray | None:
+    """Evidence in [-1, 0] against the pixels that moved with the target's surroundings rather than with the
+    target, from each pixel's displacement ``flow`` (H, W, 2) since the last frame.
+
+    ``target`` marks where the target's last mask has moved to: no evidence there, so a part that stops
+    (a planted foot) stays the target, and only growth into surroundings is held back. The surroundings'
+    motion is the median over ``background``. None when motion tells nothing: the two motions closer than
+    ``min_separation`` pixels, or less than ``min_agreement`` of the target's pixels moving with the target
+    (a non-rigid or texture-less target, whose median motion describes it badly)."""
+    if not background.any() or not target.any():
+        return None
+    moves_with_target = np.asarray(target_flow, np.float32)
+    surroundings = np.median(flow[background], axis=0)
+    separation = float(((moves_with_target - surroundings) ** 2).sum())
+    if separation < min_separation ** 2:
+        return None
+    to_target = ((flow - moves_with_target) ** 2).sum(axis=-1)
+    to_surroundings = ((flow - surroundings) ** 2).sum(axis=-1)
+    evidence = np.clip((to_surroundings - to_target) / separation, -1.0, 0.0)
+    if float((evidence[target] > -0.5).mean()) < min_agreement:
+        return None
+    evidence[target] = 0.0
+    return evidence

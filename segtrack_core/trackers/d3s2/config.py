@@ -149,6 +149,16 @@ class MotionConfig:
     max_jump: float = setting(1.0, "a peak farther than this from the prediction (target sizes) is the target "
                                    "only if its frame scores at least jump_score; else the tracker coasts")
     jump_score: float = setting(0.7, "see max_jump")
+    segment_weight: float = setting(2.0, "weight (a logit) of dense-flow evidence against mask pixels that "
+                                         "moved with the target's surroundings, not with the target: a "
+                                         "look-alike or shadow it passes (0: off)")
+    segment_separation: float = setting(1.0, "that evidence counts only once the target and its surroundings "
+                                             "moved apart by this many pixels since the last frame")
+    segment_agreement: float = setting(0.7, "and only if at least this fraction of the target's last mask "
+                                            "moved with it (else the target is too non-rigid or texture-less "
+                                            "for its median motion to describe it)")
+    segment_min_side: float = setting(24.0, "nor for a target narrower than this (pixels): dense flow's 8-pixel "
+                                            "patches blur its motion with its surroundings'")
 
     def __post_init__(self) -> None:
         if not (0 <= self.velocity_rate <= 1 and 0 <= self.velocity_decay <= 1):
@@ -157,6 +167,10 @@ class MotionConfig:
             raise ConfigError("flow_window must be >= 3, flow_points and flow_min_points >= 1")
         if min(self.prior_weight, self.max_jump, self.flow_max_error) < 0 or self.prior_sigma <= 0:
             raise ConfigError("prior_weight, max_jump and flow_max_error must be >= 0, prior_sigma > 0")
+        if min(self.segment_weight, self.segment_separation, self.segment_min_side) < 0 or not (
+                0 <= self.segment_agreement <= 1):
+            raise ConfigError("segment_weight, segment_separation and segment_min_side must be >= 0, "
+                              "segment_agreement in [0, 1]")
 
 
 @dataclass
@@ -169,7 +183,7 @@ class D3S2Config:
     box_init: BoxInitConfig = section(BoxInitConfig, "initialisation from a box")
     scale: ScaleConfig = section(ScaleConfig, "decoupled scale estimation")
     confidence: ConfidenceConfig = section(ConfidenceConfig, "score, model updates and loss")
-    motion: MotionConfig = section(MotionConfig, "constant-velocity prediction")
+    motion: MotionConfig = section(MotionConfig, "position prediction and motion evidence for the mask")
     tracking_threshold: float = setting(0.5, "score above which the target is TRACKING (else UNCERTAIN)")
     lost_threshold: float = setting(0.3, "score below which a frame is weak; lost_patience weak frames in a "
                                          "row are LOST")

@@ -14,7 +14,7 @@ from ...models.dcf import Peak, find_peak, gaussian_label, label_sigma, location
 from ...models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion, project
 from ...models.gem import DiscriminativeFilter, second_peak
 from ...models.gim import GeometricallyInvariantModel
-from ...models.motion import grid_points, median_flow
+from ...models.motion import grid_points, median_flow, motion_evidence
 from ...models.refine import ColorModel, fuse, guided_filter, keep_target_components, logit
 from ...nets.efficientnet_lite import load_backbone
 from ...runtime import start_runtime
@@ -37,6 +37,13 @@ class _Segmentation(NamedTuple):
     bg_similarity: torch.Tensor  # GIM background-similarity channel of the search region
 
 
+class _Motion(NamedTuple):
+    previous_gray: np.ndarray
+    gray: np.ndarray
+    previous_mask: np.ndarray
+    displacement: tuple[float, float]  # the target's, since the previous frame (median flow)
+
+
 class D3S2Tracker(Tracker):
     name = "d3s2"
 
@@ -48,6 +55,7 @@ class D3S2Tracker(Tracker):
         self.extractor = DescriptorExtractor(backbone, config.features.feature_dim, self._device,
                                              config.runtime.half)
         self._state: D3S2State | None = None
+        self._dense_flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
 
     @property
     def device(self) -> str:
@@ -152,7 +160,7 @@ class D3S2Tracker(Tracker):
     # ---------------------------------------------------------------- core pass
     def _segment(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
                  peak_cell: tuple[float, float], location_weight: float, watch: Stopwatch,
-                 core_weight: float = 0.0) -> _Segmentation:
+                 core_weight: float = 0.0, motion: _Motion | None = None) -> _Segmentation:
         """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
         cfg = self.config.segmentation
         with watch.stage("gim"):
@@ -184,20 +192,48 @@ class D3S2Tracker(Tracker):
             window = frame[y0:y1, x0:x1]
             guide = cv2.resize(window, (rw, rh), interpolation=cv2.INTER_AREA) if factor < 1 else window
             color = s.color.posterior(guide)
-            probability = 1.0 / (1.0 + np.exp(-(logit(probability) + cfg.color_weight * logit(color))))
+            evidence = logit(probability) + cfg.color_weight * logit(color)
+            # The tracked box in the window: the mask's components must touch it, motion outside it is the
+            # surroundings'.
+            anchor = np.zeros((y1 - y0, x1 - x0), bool)
+            ax0, ay0 = int(max(0, px - 0.5 * w - x0)), int(max(0, py - 0.5 * h - y0))
+            ax1, ay1 = int(max(0, px + 0.5 * w - x0 + 1)), int(max(0, py + 0.5 * h - y0 + 1))
+            anchor[ay0:ay1, ax0:ax1] = True
+            if motion is not None:
+                moved = self._motion_evidence(motion, (x0, y0, x1, y1), (rw, rh), anchor)
+                if moved is not None:
+                    evidence = evidence + self.config.motion.segment_weight * moved
+            probability = 1.0 / (1.0 + np.exp(-evidence))
             radius = max(1, int(round(cfg.refine_radius * math.sqrt(w * h) / max(fx, fy))))
             refined = guided_filter(guide.astype(np.float32) / 255.0, probability, radius, cfg.refine_eps)
             if factor < 1:
                 refined = cv2.resize(refined, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
             window_mask = refined > cfg.mask_threshold
-            anchor = np.zeros_like(window_mask)
-            ax0, ay0 = int(max(0, px - 0.5 * w - x0)), int(max(0, py - 0.5 * h - y0))
-            ax1, ay1 = int(max(0, px + 0.5 * w - x0 + 1)), int(max(0, py + 0.5 * h - y0 + 1))
-            anchor[ay0:ay1, ax0:ax1] = True
             window_mask = keep_target_components(window_mask, anchor)
             mask[y0:y1, x0:x1] = window_mask
             mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
         return _Segmentation(mask, (x0, y0, x1, y1), mean_probability, bg)
+
+    def _motion_evidence(self, motion: _Motion, window: tuple[int, int, int, int], size: tuple[int, int],
+                         anchor: np.ndarray) -> np.ndarray | None:
+        """Dense-flow evidence (models.motion.motion_evidence) on the refinement window resampled to ``size``."""
+        x0, y0, x1, y1 = window
+        cfg = self.config.motion
+
+        def resampled(image: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+        previous, current = resampled(motion.previous_gray[y0:y1, x0:x1]), resampled(motion.gray[y0:y1, x0:x1])
+        fx, fy = (x1 - x0) / size[0], (y1 - y0) / size[1]
+        # Backward flow gives every current pixel where it came from: its motion is the opposite.
+        flow = -self._dense_flow.calc(current, previous, None)
+        displacement = (motion.displacement[0] / fx, motion.displacement[1] / fy)
+        shift = np.float32([[1, 0, displacement[0]], [0, 1, displacement[1]]])
+        last_mask = resampled(motion.previous_mask[y0:y1, x0:x1].astype(np.float32))
+        target = cv2.warpAffine(last_mask, shift, size) > 0.5
+        background = resampled(anchor.astype(np.float32)) < 0.5
+        return motion_evidence(flow, displacement, target, background, cfg.segment_separation / max(fx, fy),
+                               cfg.segment_agreement)
 
     def _learn_colors(self, s: D3S2State, frame: np.ndarray, mask: np.ndarray, update: bool) -> None:
         x0, y0, x1, y1 = self._window(s, s.center, frame.shape[:2])
@@ -305,8 +341,11 @@ class D3S2Tracker(Tracker):
             # The flow of a tracked mask is the target's; that of an uncertain one may be an occluder's.
             peak = self._locate(s, region, response, flow is not None and s.state is TrackState.TRACKING)
 
+        motion = None
+        if flow is not None and cfg.motion.segment_weight > 0 and min(s.size) >= cfg.motion.segment_min_side:
+            motion = _Motion(s.previous_gray, gray, s.previous_mask, flow)
         segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
-                                     cfg.segmentation.location_weight, watch, self._core_weight(s))
+                                     cfg.segmentation.location_weight, watch, self._core_weight(s), motion)
         with watch.stage("update"):
             result = self._conclude(s, frame, region, descriptor, response, peak, segmentation, previous_center)
         s.previous_gray, s.previous_mask = gray, result.mask
