@@ -54,14 +54,15 @@ def motion_evidence(flow: np.ndarray, target_flow: tuple[float, float], target: 
     (a non-rigid or texture-less target, whose median motion describes it badly)."""
     if not background.any() or not target.any():
         return None
-    moves_with_target = np.asarray(target_flow, np.float32)
-    surroundings = np.median(flow[background], axis=0)
-    separation = float(((moves_with_target - surroundings) ** 2).sum())
+    tx, ty = target_flow
+    sx, sy = np.median(flow[background], axis=0)
+    separation = float((tx - sx) ** 2 + (ty - sy) ** 2)
     if separation < min_separation ** 2:
         return None
-    to_target = ((flow - moves_with_target) ** 2).sum(axis=-1)
-    to_surroundings = ((flow - surroundings) ** 2).sum(axis=-1)
-    evidence = np.clip((to_surroundings - to_target) / separation, -1.0, 0.0)
+    # |f - s|^2 - |f - t|^2 is linear in the flow f.
+    u, v = flow[..., 0], flow[..., 1]
+    closer_to_target = (2 * (tx - sx) * u + 2 * (ty - sy) * v + (sx * sx + sy * sy - tx * tx - ty * ty)) / separation
+    evidence = np.clip(closer_to_target, -1.0, 0.0)
     if float((evidence[target] > -0.5).mean()) < min_agreement:
         return None
     evidence[target] = 0.0
