@@ -38,10 +38,9 @@ class _Segmentation(NamedTuple):
 
 
 class _Motion(NamedTuple):
-    previous_gray: np.ndarray
+    """This frame's motion; the last frame and the target's mask on it are in the state."""
     gray: np.ndarray
-    previous_mask: np.ndarray
-    displacement: tuple[float, float]  # the target's, since the previous frame (median flow)
+    displacement: tuple[float, float]  # the target's, since the last frame (median flow)
 
 
 class D3S2Tracker(Tracker):
@@ -200,7 +199,7 @@ class D3S2Tracker(Tracker):
             ax1, ay1 = int(max(0, px + 0.5 * w - x0 + 1)), int(max(0, py + 0.5 * h - y0 + 1))
             anchor[ay0:ay1, ax0:ax1] = True
             if motion is not None:
-                moved = self._motion_evidence(motion, (x0, y0, x1, y1), (rw, rh), anchor)
+                moved = self._motion_evidence(s, motion, (x0, y0, x1, y1), (rw, rh), anchor)
                 if moved is not None:
                     evidence = evidence + self.config.motion.segment_weight * moved
             probability = 1.0 / (1.0 + np.exp(-evidence))
@@ -214,8 +213,8 @@ class D3S2Tracker(Tracker):
             mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
         return _Segmentation(mask, (x0, y0, x1, y1), mean_probability, bg)
 
-    def _motion_evidence(self, motion: _Motion, window: tuple[int, int, int, int], size: tuple[int, int],
-                         anchor: np.ndarray) -> np.ndarray | None:
+    def _motion_evidence(self, s: D3S2State, motion: _Motion, window: tuple[int, int, int, int],
+                         size: tuple[int, int], anchor: np.ndarray) -> np.ndarray | None:
         """Dense-flow evidence (models.motion.motion_evidence) on the refinement window resampled to ``size``."""
         x0, y0, x1, y1 = window
         cfg = self.config.motion
@@ -223,13 +222,13 @@ class D3S2Tracker(Tracker):
         def resampled(image: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
-        previous, current = resampled(motion.previous_gray[y0:y1, x0:x1]), resampled(motion.gray[y0:y1, x0:x1])
+        previous, current = resampled(s.previous_gray[y0:y1, x0:x1]), resampled(motion.gray[y0:y1, x0:x1])
         fx, fy = (x1 - x0) / size[0], (y1 - y0) / size[1]
         # Backward flow gives every current pixel where it came from: its motion is the opposite.
         flow = -self._dense_flow.calc(current, previous, None)
         displacement = (motion.displacement[0] / fx, motion.displacement[1] / fy)
         shift = np.float32([[1, 0, displacement[0]], [0, 1, displacement[1]]])
-        last_mask = resampled(motion.previous_mask[y0:y1, x0:x1].astype(np.float32))
+        last_mask = resampled(s.previous_mask[y0:y1, x0:x1].astype(np.float32))
         target = cv2.warpAffine(last_mask, shift, size) > 0.5
         background = resampled(anchor.astype(np.float32)) < 0.5
         return motion_evidence(flow, displacement, target, background, cfg.segment_separation / max(fx, fy),
@@ -343,7 +342,7 @@ class D3S2Tracker(Tracker):
 
         motion = None
         if flow is not None and cfg.motion.segment_weight > 0 and min(s.size) >= cfg.motion.segment_min_side:
-            motion = _Motion(s.previous_gray, gray, s.previous_mask, flow)
+            motion = _Motion(gray, flow)
         segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
                                      cfg.segmentation.location_weight, watch, self._core_weight(s), motion)
         with watch.stage("update"):
