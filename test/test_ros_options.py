@@ -46,6 +46,9 @@ def test_lifecycle_namespace_and_compressed_images(load_davis_frames, tmp_path):
         assert get_state.wait_for_service(timeout_sec=5)
         # Without autostart the node waits, unconfigured, with no tracker services.
         assert client.call(get_state, GetState.Request()).current_state.label == "unconfigured"
+        # A transition the state has not got is refused (and, being harmless, is the client's first call).
+        activate = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))
+        assert not client.call(change, activate).success
         assert not client.set_target_client.wait_for_service(timeout_sec=0.5)
         # Unconfigured: a configure-time parameter is accepted (validated) and used by configure.
         assert client.set_parameters(frame_buffer_size=4)[0].successful

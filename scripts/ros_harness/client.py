@@ -40,6 +40,7 @@ from segtrack_ros.conversions import image_from_array, ns_to_stamp, stamp_to_ns,
 from .env import CONFIG_DIR, REPO_ROOT, ros_environment
 
 DEFAULT_PARAMS_FILE = CONFIG_DIR / "tracker.yaml"
+RESEND_S = 5.0
 
 
 def isolated_ros_env(domain_id: int, home: Optional[str] = None) -> dict[str, str]:
@@ -158,6 +159,7 @@ class TrackerClient:
         self.received = Received()
         self._lock = threading.Condition()
         self._keep_masks = keep_masks
+        self._answered: set = set()  # service clients whose response path is known to work
         image_qos = image_qos or QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                                             reliability=ReliabilityPolicy.BEST_EFFORT)
         topic = image_topic if image_topic.startswith("/") else f"{namespace.rstrip('/')}/{image_topic}"
@@ -290,13 +292,31 @@ class TrackerClient:
     # ---- services --------------------------------------------------------------------------------------
 
     def call(self, client: Any, request: Any, timeout: float = 30.0) -> Any:
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            client.remove_pending_request(future)
-            raise TimeoutError(f"no answer from {client.srv_name} within {timeout} s")
-        return future.result()
+        """Send ``request`` and wait for the answer. Until ``client`` has had one answer, the request is
+        sent again every RESEND_S and the first answer to any copy counts: Fast DDS drops a response when
+        the server has not matched the client's response reader 100 ms after the request, though
+        wait_for_service has returned (seen once in CI, under load). So a client's first request must be
+        one that may arrive twice."""
+        deadline = time.monotonic() + timeout
+        answered = threading.Event()
+        futures = []
+        try:
+            while True:
+                future = client.call_async(request)
+                future.add_done_callback(lambda _: answered.set())
+                futures.append(future)
+                wait = deadline - time.monotonic()
+                if client not in self._answered:
+                    wait = min(wait, RESEND_S)
+                if answered.wait(max(wait, 0.0)):
+                    self._answered.add(client)
+                    return next(f for f in futures if f.done()).result()
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"no answer from {client.srv_name} within {timeout} s")
+        finally:
+            for future in futures:
+                if not future.done():
+                    client.remove_pending_request(future)
 
     def set_target(self, target: Target, stamp: Optional[int] = None) -> Any:
         """Call ~/set_target with a Box, RotatedBox, MaskTarget or PointsTarget on the frame stamped
