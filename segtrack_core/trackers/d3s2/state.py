@@ -45,4 +45,9 @@ class D3S2State:
     def mask_measures_scale(self, fit: float) -> bool:
         """Whether the first-frame mask covered the given target (its box within ``fit`` per side), so that
         the mask's box is the object's box."""
-        return all(1.0 / fit <= r <= fit for r in self.size_from_mask)
+        return box_fits(self.size_from_mask, fit)
+
+
+def box_fits(ratios: tuple[float, float], fit: float) -> bool:
+    """Whether two boxes whose sides have these ratios match within ``fit`` per side."""
+    return all(1.0 / fit <= r <= fit for r in ratios)

@@ -23,7 +23,7 @@ from ...types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackStat
 from ..base import Tracker
 from .box_init import bootstrap_memories, box_init_mask, initial_cells, least_background_like
 from .config import D3S2Config
-from .state import D3S2State
+from .state import D3S2State, box_fits
 
 
 # A location channel of this sigma (per target size) is 0.5 on the ellipse inscribed in the target's box.
@@ -287,10 +287,22 @@ class D3S2Tracker(Tracker):
         coverage = self._coverage(mask, region, grid)
         s.gim.initialize(descriptor, *initial_cells(coverage, cfg.gim))
         self._learn_colors(s, frame, mask, update=False)
-        mask_box = mask_to_box(mask)
+        measured = mask
+        if isinstance(target, MaskTarget):
+            # A given mask may hold parts the tracker's masks never will (legs, a tail: thinner than its
+            # cells). Its own mask of this frame is then what its masks measure; its box, short of the given
+            # one, makes the mask not measure the size (a partial mask), as a box init's would.
+            center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
+            own = self._segment(s, frame, region, descriptor, center, cfg.segmentation.location_weight,
+                                Stopwatch(), self._core_weight(s)).mask
+            if own.sum() > 0 and (own & mask).sum() > 0.5 * own.sum():
+                own_box, given_box = mask_to_box(own), mask_to_box(mask)
+                if not box_fits((given_box.w / own_box.w, given_box.h / own_box.h), cfg.scale.mask_fit):
+                    measured = own
+        mask_box = mask_to_box(measured)
         s.size_from_mask = (s.size[0] / mask_box.w, s.size[1] / mask_box.h)
         s.mask_aspect = mask_box.w / mask_box.h
-        s.fill_ratio = float(mask.sum()) / (s.size[0] * s.size[1])
+        s.fill_ratio = float(measured.sum()) / (s.size[0] * s.size[1])
         if cfg.motion.flow:
             s.previous_gray, s.previous_mask = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), mask
         self._state = s
