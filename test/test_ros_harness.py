@@ -25,10 +25,10 @@ def test_a_first_request_is_sent_again_until_answered(monkeypatch):
     # server's response writer has not matched the client yet.
     context = Context()
     rclpy.init(context=context, domain_id=DOMAIN_ID)
-    executor = SingleThreadedExecutor(context=context)
     calls = []
 
     def serve() -> None:
+        executor = SingleThreadedExecutor(context=context)
         node = rclpy.create_node("reset_server", context=context)
         node.create_service(Trigger, "/segtrack/reset",
                             lambda request, response: calls.append(1) or Trigger.Response(success=True))
@@ -38,12 +38,13 @@ def test_a_first_request_is_sent_again_until_answered(monkeypatch):
         except ExternalShutdownException:  # the test is over
             pass
 
-    with harness.TrackerClient(DOMAIN_ID) as client:
-        server = threading.Timer(0.3, serve)
-        server.start()
-        try:
+    server = threading.Timer(0.3, serve)
+    try:
+        with harness.TrackerClient(DOMAIN_ID) as client:
+            server.start()
             assert client.reset().success
             assert calls, "the answer came from the server"
-        finally:
-            context.try_shutdown()
+    finally:
+        context.try_shutdown()
+        if server.is_alive():
             server.join(10)

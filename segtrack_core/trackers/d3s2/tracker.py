@@ -290,8 +290,9 @@ class D3S2Tracker(Tracker):
         measured = mask
         if isinstance(target, MaskTarget):
             # A given mask may hold parts the tracker's masks never will (legs, a tail: thinner than its
-            # cells). Its own mask of this frame is then what its masks measure; its box, short of the given
-            # one, makes the mask not measure the size (a partial mask), as a box init's would.
+            # cells). If its own mask of this frame misses the given box by more than mask_fit, that mask is
+            # what later masks are measured against, and they do not measure the size (as for a box init
+            # whose mask found only part of the box).
             center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
             own = self._segment(s, frame, region, descriptor, center, cfg.segmentation.location_weight,
                                 Stopwatch(), self._core_weight(s)).mask
