@@ -296,7 +296,8 @@ class D3S2Tracker(Tracker):
             center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
             own = self._segment(s, frame, region, descriptor, center, cfg.segmentation.location_weight,
                                 Stopwatch(), self._core_weight(s)).mask
-            if own.sum() > 0 and (own & mask).sum() > 0.5 * own.sum():
+            own_area = own.sum()
+            if own_area > 0 and (own & mask).sum() > 0.5 * own_area:  # else not a view of the given target
                 own_box, given_box = mask_to_box(own), mask_to_box(mask)
                 if not box_fits((given_box.w / own_box.w, given_box.h / own_box.h), cfg.scale.mask_fit):
                     measured = own
