@@ -34,12 +34,14 @@ class PlayResult:
 
 def play(bag: Bag, topic: BagTopic, publish: Callable[[bytes], None], speed: float = 1.0,
          rate: Optional[float] = None, restamp: bool = False, start: int = 0,
-         count: Optional[int] = None) -> PlayResult:
+         count: Optional[int] = None, now: Callable[[], float] = time.monotonic,
+         sleep: Callable[[float], None] = time.sleep) -> PlayResult:
     """Publish ``count`` messages (default: all) of ``topic`` from message ``start`` on: at ``rate``
     messages per second when given, else at the recorded times divided by ``speed``. ``publish`` gets
-    the serialized message."""
+    the serialized message. ``now`` and ``sleep`` pace the schedule (seconds; a test passes a fake
+    clock); restamped header stamps stay wall-clock time."""
     first_log: Optional[int] = None
-    begin = time.monotonic()  # restarted at the first played message (skipping to ``start`` takes time)
+    begin = now()  # restarted at the first played message (skipping to ``start`` takes time)
     max_lag = 0.0
     stamps: List[int] = []
     published = 0
@@ -49,22 +51,22 @@ def play(bag: Bag, topic: BagTopic, publish: Callable[[bytes], None], speed: flo
         if count is not None and published >= count:
             break
         if first_log is None:
-            first_log, begin = message.log_time_ns, time.monotonic()
+            first_log, begin = message.log_time_ns, now()
         offset = published / rate if rate else (message.log_time_ns - first_log) * 1e-9 / speed
         data = message.data
-        wait = begin + offset - time.monotonic()
+        wait = begin + offset - now()
         if wait > 0:
-            time.sleep(wait)
+            sleep(wait)
         if restamp:
             stamp = time.time_ns()
             data = bag.restamped(topic, message, stamp)
         else:
             stamp = bag.header_stamp(topic, message)
         publish(data)
-        max_lag = max(max_lag, time.monotonic() - begin - offset)
+        max_lag = max(max_lag, now() - begin - offset)
         stamps.append(stamp)
         published += 1
-    return PlayResult(published, time.monotonic() - begin, max_lag * 1000, stamps)
+    return PlayResult(published, now() - begin, max_lag * 1000, stamps)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,11 +28,38 @@ def car_bag(car, tmp_path_factory):
     return write_image_bag(tmp_path_factory.mktemp("replay") / "bag", "mcap", car[0])
 
 
-def timed_play(bag_path, **options):
+class FakeClock:
+    """Monotonic time that moves only when play sleeps or a publish costs time: the schedule is exact
+    however loaded the machine is."""
+
+    def __init__(self, publish_cost: float = 0.0) -> None:
+        self.t = 1000.0
+        self.publish_cost = publish_cost
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+def timed_play(bag_path, clock=None, **options):
+    """Play with ``clock`` (a FakeClock, or the real one when None); each publish is recorded with its
+    time on that clock, then advances it by the clock's publish cost."""
     published = []
+
+    def publish(data):
+        published.append((clock.now() if clock else time.monotonic(), data))
+        if clock:
+            clock.t += clock.publish_cost
+
     with Bag(bag_path) as bag:
         topic = bag.topic()
-        result = play(bag, topic, lambda data: published.append((time.monotonic(), data)), **options)
+        pacing = {"now": clock.now, "sleep": clock.sleep} if clock else {}
+        result = play(bag, topic, publish, **options, **pacing)
     return result, published
 
 
@@ -40,18 +67,48 @@ def test_recorded_speed_speed_factor_and_fixed_rate(car_bag):
     with Bag(car_bag) as bag:
         recorded = [m.data for m in bag.messages(bag.topic())]
     for options, period in (({}, 0.1), ({"speed": 2.0}, 0.05), ({"rate": 40.0}, 0.025)):
-        result, published = timed_play(car_bag, **options)
+        clock = FakeClock()
+        begin = clock.t
+        result, published = timed_play(car_bag, clock, **options)
         assert result.published == 6 and [data for _, data in published] == recorded  # bytes as recorded
         assert result.stamps == [stamp_ns(i) for i in range(6)]
-        gaps = np.diff([t for t, _ in published])
-        assert np.all(gaps > 0.6 * period), (options, gaps)
-        assert result.seconds == pytest.approx(5 * period, abs=0.04)
+        # Message i goes out at i periods after the first (recorded 100 ms apart, / speed, or 1 / rate).
+        assert [t - begin for t, _ in published] == pytest.approx([i * period for i in range(6)], abs=1e-9)
+        assert len(clock.sleeps) == 5, options  # the first goes out at once
+        assert result.seconds == pytest.approx(5 * period, abs=1e-9)
+        assert result.max_lag_ms == pytest.approx(0.0, abs=1e-6)
+
+
+def test_publish_cost_within_a_period_keeps_the_schedule_and_is_reported_as_lag(car_bag):
+    clock = FakeClock(publish_cost=0.01)
+    begin = clock.t
+    result, published = timed_play(car_bag, clock, rate=40.0)
+    assert [t - begin for t, _ in published] == pytest.approx([i * 0.025 for i in range(6)], abs=1e-9)
+    # Each message is out 10 ms after its slot (the lag counts until publish returns).
+    assert result.max_lag_ms == pytest.approx(10.0, abs=1e-6)
+    assert result.seconds == pytest.approx(5 * 0.025 + 0.01, abs=1e-9)
+
+
+def test_a_publisher_slower_than_the_period_is_not_slept_for_and_its_lag_is_reported(car_bag):
+    clock = FakeClock(publish_cost=0.06)  # more than two 25 ms periods per message
+    begin = clock.t
+    result, published = timed_play(car_bag, clock, rate=40.0)
+    assert result.published == 6 and clock.sleeps == []  # always behind: never waits
+    # Back to back, one publish cost apart; the last ends 6 * 60 ms after the start, 5 * 25 ms after its slot.
+    assert [t - begin for t, _ in published] == pytest.approx([i * 0.06 for i in range(6)], abs=1e-9)
+    assert result.seconds == pytest.approx(0.36, abs=1e-9)
+    assert result.max_lag_ms == pytest.approx((0.36 - 5 * 0.025) * 1000, abs=1e-6)
 
 
 def test_start_and_count_play_a_slice_on_its_own_schedule(car_bag):
-    result, published = timed_play(car_bag, start=2, count=3)
+    clock = FakeClock()
+    begin = clock.t
+    result, published = timed_play(car_bag, clock, start=2, count=3)
     assert result.stamps == [stamp_ns(i) for i in (2, 3, 4)]
-    assert result.seconds == pytest.approx(0.2, abs=0.04) and result.max_lag_ms < 40
+    # The slice starts at once: its first message is at offset 0, not at message 2's recorded time.
+    assert [t - begin for t, _ in published] == pytest.approx([0.0, 0.1, 0.2], abs=1e-9)
+    assert result.seconds == pytest.approx(0.2, abs=1e-9)
+    assert result.max_lag_ms == pytest.approx(0.0, abs=1e-6)
 
 
 def test_restamp_stamps_with_the_publish_time_and_keeps_the_pixels(car_bag, car):
