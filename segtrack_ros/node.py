@@ -38,7 +38,8 @@ from .frame_buffer import FrameRing
 from .frames import CompressedFrame, InputFrame, RawFrame
 from .outputs import Outputs
 from .parameters import (LIVE_PARAMETERS, NODE_NAME, NODE_PARAMETERS, STARTUP_PARAMETERS, TRACKER_PREFIX,
-                         parameter_error, tracker_config, tracker_parameters, when, with_tracker_values)
+                         parameter_error, tracker_config, tracker_parameters, unknown_parameter_warnings, when,
+                         with_tracker_values)
 from .qos import image_qos, reliable_qos
 from .worker import LOG_THROTTLE_S, TrackingWorker
 
@@ -55,6 +56,7 @@ class SegtrackNode(LifecycleNode):
             self.declare_parameter(name, default, ParameterDescriptor(
                 description=f"{description} [{when(name)}]", read_only=name in STARTUP_PARAMETERS))
         self._tracker_parameter_error = self._declare_tracker_parameters()
+        self._warn_unknown_overrides()
         # ros2 param set: every change is validated, then applied at once or refused with the reason.
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -89,6 +91,15 @@ class SegtrackNode(LifecycleNode):
             self.declare_parameter(info.name, info.value, ParameterDescriptor(
                 description=f"{info.help} [{when(info.name)}]"))
         return None
+
+    def _warn_unknown_overrides(self) -> None:
+        """ROS keeps params-file and -p values for undeclared names without a word: name each one."""
+        overrides = self._parameter_overrides.keys()  # rclpy's overrides for this node, by name
+        if self._tracker_parameter_error:  # tracker.* were not declared; configure reports why
+            overrides = [name for name in overrides if not name.startswith(TRACKER_PREFIX)]
+        declared = self.list_parameters([], 0).names
+        for warning in unknown_parameter_warnings(overrides, declared):
+            self.get_logger().warning(warning)
 
     def _tracker_values(self) -> dict[str, Any]:
         return {TRACKER_PREFIX + name: p.value for name, p in self.get_parameters_by_prefix("tracker").items()}

@@ -7,7 +7,8 @@ selected parameter set), so every tracker knob is a described ROS parameter and 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import difflib
+from typing import Any, Iterable, Mapping, Optional
 
 from segtrack_core.config import SettingInfo, describe, with_overrides
 from segtrack_core.registry import available_backends, make_config
@@ -83,6 +84,23 @@ def launch_overrides(arguments: dict[str, str]) -> dict[str, Any]:
         else:
             overrides[parameter] = text
     return overrides
+
+
+def unknown_parameter_warnings(overrides: Iterable[str], declared: Iterable[str]) -> list[str]:
+    """One warning per override (params file, --ros-args -p) that names no declared parameter: ROS keeps
+    such values without applying them, so a typo or a launch argument's name in a params file would
+    otherwise change nothing, silently. Each names the closest declared parameter when there is one."""
+    known = set(declared)
+    warnings = []
+    for name in sorted(set(overrides) - known):
+        launch_target = LAUNCH_OVERRIDES.get(name)
+        if launch_target in known:
+            hint = f"; did you mean {launch_target}? (the launch argument {name} sets it)"
+        else:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else " (ros2 param list shows the node's parameters)"
+        warnings.append(f"unknown parameter {name} is ignored{hint}")
+    return warnings
 
 
 def parameter_error(name: str, value: Any) -> Optional[str]:

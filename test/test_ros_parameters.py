@@ -9,7 +9,8 @@ from segtrack_core.config import describe
 from segtrack_core.errors import ConfigError
 from segtrack_core.registry import BACKENDS
 from segtrack_ros.parameters import (LIVE_PARAMETERS, NODE_PARAMETERS, STARTUP_PARAMETERS, parameter_error,
-                                     tracker_config, tracker_parameters, with_tracker_values)
+                                     tracker_config, tracker_parameters, unknown_parameter_warnings,
+                                     with_tracker_values)
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
@@ -52,3 +53,22 @@ def test_node_parameter_values_are_checked():
     tracker_live = {name for name in LIVE_PARAMETERS if name.startswith("tracker.")}
     assert tracker_live <= {i.name for i in tracker_parameters("d3s2", "default")}
     assert set(LIVE_PARAMETERS) - tracker_live <= set(NODE_PARAMETERS)
+
+
+def test_unknown_overrides_are_named_with_the_closest_parameter():
+    declared = [*NODE_PARAMETERS, "use_sim_time", *(i.name for i in tracker_parameters("d3s2", "default"))]
+    overrides = ["backend", "tracker.tracking_threshold", "use_sim_time",  # declared: no warning
+                 "tracker.tracking_treshold", "device", "runtime.device", "qos.reliabilty", "zzz"]
+    assert unknown_parameter_warnings(overrides, declared) == [
+        "unknown parameter device is ignored; did you mean tracker.runtime.device? "
+        "(the launch argument device sets it)",
+        "unknown parameter qos.reliabilty is ignored; did you mean qos.reliability?",
+        "unknown parameter runtime.device is ignored; did you mean tracker.runtime.device?",
+        "unknown parameter tracker.tracking_treshold is ignored; did you mean tracker.tracking_threshold?",
+        "unknown parameter zzz is ignored (ros2 param list shows the node's parameters)",
+    ]
+    assert unknown_parameter_warnings(declared, declared) == []
+    # csrt has no runtime.device: the launch argument's parameter is not suggested where it does not exist.
+    csrt = [*NODE_PARAMETERS, *(i.name for i in tracker_parameters("csrt", "default"))]
+    (warning,) = unknown_parameter_warnings(["device"], csrt)
+    assert "tracker.runtime.device" not in warning and warning.startswith("unknown parameter device is ignored")
