@@ -24,6 +24,7 @@ class Mailbox(Generic[T]):
         self._frame: Optional[T] = None
         self._commands: Deque[Tuple[Callable[[], Any], Future]] = collections.deque()
         self._closed = False
+        self._woken = False
         self.received = 0
         self.dropped = 0
 
@@ -46,12 +47,19 @@ class Mailbox(Generic[T]):
             self._cond.notify()
         return future
 
-    def take(self, timeout: Optional[float] = None) -> Tuple[Optional[Tuple[Callable[[], Any], Future]], Optional[T]]:
-        """Wait for work: returns (command, None), (None, frame) or (None, None) on timeout/close."""
+    def wake(self) -> None:
+        """Make the waiting (or next) ``take`` return at once, with or without work."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or self._commands or self._frame is not None,
-                                       timeout):
+            self._woken = True
+            self._cond.notify()
+
+    def take(self, timeout: Optional[float] = None) -> Tuple[Optional[Tuple[Callable[[], Any], Future]], Optional[T]]:
+        """Wait for work: returns (command, None), (None, frame) or (None, None) on timeout/close/wake."""
+        with self._cond:
+            if not self._cond.wait_for(
+                    lambda: self._closed or self._woken or self._commands or self._frame is not None, timeout):
                 return None, None
+            self._woken = False
             if self._commands:
                 return self._commands.popleft(), None
             frame, self._frame = self._frame, None

@@ -3,7 +3,9 @@
 Latency first: the image callback only parks the newest frame in a one-slot mailbox (a frame replaced
 before the worker took it is dropped and counted), and this worker's own thread runs the tracker.
 Commands that touch the tracker (set target, reset, enable) are queued to the same thread and served
-before the next frame, so they never race it; each returns a future the caller may await.
+in order before the next frame, so they never race it; each returns a future the caller may await.
+A new target is prepared on a thread of its own while the current one is still tracked; it is adopted,
+and the commands that came after it are served, once it is ready.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import threading
 import time
 import traceback
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import numpy as np
 
 from segtrack_core import SegtrackError, TrackResult, TrackState
 from segtrack_core.errors import InvalidFrameError
-from segtrack_core.trackers.base import Tracker
+from segtrack_core.trackers.base import PreparedTarget, Tracker
 from segtrack_core.types import Target
 
 from .frame_buffer import FrameRing, Mailbox
@@ -83,6 +85,14 @@ class Stats:
         name: deque(maxlen=256) for name in ("latency", "tracker", "transport", "wait", "processing")})
 
 
+class _Preparing(NamedTuple):
+    """A set_target whose target is being prepared; its caller's future waits for the adoption."""
+
+    prepared: "Future[PreparedTarget]"
+    stamp_ns: int
+    caller: Optional[Future] = None
+
+
 class Report(NamedTuple):
     """The worker's part of a diagnostics message."""
 
@@ -113,6 +123,8 @@ class TrackingWorker:
         self._last_report = (time.monotonic(), 0, 0, 0)  # time, processed, future_stamped, stamp_jumps
         self._mailbox: Optional[Mailbox[Frame]] = None
         self._thread: Optional[threading.Thread] = None
+        # One at a time: a target prepares beside tracking, never beside another target.
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segtrack-prepare")
 
     # ---- any thread ----------------------------------------------------------------------------------
 
@@ -210,23 +222,47 @@ class TrackingWorker:
     # ---- worker thread -------------------------------------------------------------------------------
 
     def _run(self, mailbox: Mailbox) -> None:
+        held: deque = deque()  # commands in arrival order, served once no target is being prepared
+        preparing: Optional[_Preparing] = None
         while not mailbox.closed:
             command, frame = mailbox.take(timeout=0.5)
             if command is not None:
-                function, future = command
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(function())
-                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                        future.set_exception(exc)
+                held.append(command)
             elif frame is not None:
                 try:
                     self._process(frame)
                 except Exception:  # noqa: BLE001 - one bad frame must not stop tracking
                     self._log.error(f"unexpected error processing a frame:\n{traceback.format_exc()}",
                                     throttle_duration_sec=LOG_THROTTLE_S)
+            if preparing is not None and preparing.prepared.done():
+                self._finish_set_target(preparing)
+                preparing = None
+            while preparing is None and held:
+                preparing = self._serve(*held.popleft())
+                if preparing is not None:
+                    preparing.prepared.add_done_callback(lambda _: mailbox.wake())
+        stopped = RuntimeError("the tracking worker stopped")
+        for _, future in held:
+            future.set_exception(stopped)
+        if preparing is not None:
+            preparing.caller.set_exception(stopped)
 
-    def _set_target(self, target: Target, stamp_ns: Optional[int]) -> int:
+    @staticmethod
+    def _serve(function: Callable[[], Any], future: Future) -> Optional[_Preparing]:
+        """Run a command; a set_target's preparation is returned with its caller's future, unanswered."""
+        if not future.set_running_or_notify_cancel():
+            return None
+        try:
+            result = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            future.set_exception(exc)
+            return None
+        if isinstance(result, _Preparing):
+            return result._replace(caller=future)
+        future.set_result(result)
+        return None
+
+    def _set_target(self, target: Target, stamp_ns: Optional[int]) -> _Preparing:
         if stamp_ns is not None:
             frame = self.ring.find(stamp_ns)
             if frame is None:
@@ -236,12 +272,20 @@ class TrackingWorker:
             image = frame.to_bgr()
         else:
             stamp_ns, image = self._newest_decodable()
-        self.tracker.initialize(image, target)
+        return _Preparing(self._preparer.submit(self.tracker.prepare, image, target), stamp_ns)
+
+    def _finish_set_target(self, preparing: _Preparing) -> None:
+        """Make a prepared target current (on failure the current one stays) and answer its caller."""
+        try:
+            self.tracker.adopt(preparing.prepared.result())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            preparing.caller.set_exception(exc)
+            return
         self.target_id += 1
-        self._init_stamp_ns = stamp_ns
+        self._init_stamp_ns = preparing.stamp_ns
         with self._stats_lock:
             self._stats.state = "initialized"
-        return self.target_id
+        preparing.caller.set_result(self.target_id)
 
     def _newest_decodable(self) -> tuple[int, np.ndarray]:
         """(stamp, BGR image) of the newest buffered frame that converts; a broken newest frame is skipped."""

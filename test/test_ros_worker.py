@@ -38,19 +38,27 @@ class Frame(NamedTuple):
 class FakeTracker(Tracker):
     """Reports its target box and the index of the frame it tracked (in score) and remembers the index of
     the frame it was initialised on; a box 13 px wide is refused, frame index 99 raises an unexpected
-    error, and ``gate`` (when set) holds each track call."""
+    error, ``gate`` (when set) holds each track call and ``prepare_gate`` each preparation."""
 
     def __init__(self) -> None:
         super().__init__()
         self.box: Optional[Box] = None
         self.init_index: Optional[int] = None
         self.gate: Optional[threading.Event] = None
+        self.prepare_gate: Optional[threading.Event] = None
         self.tracking = threading.Event()
+        self.preparing = threading.Event()
 
-    def _initialize(self, frame, target) -> None:
+    def _initialize(self, frame, target):
+        self.preparing.set()
+        if self.prepare_gate is not None:
+            assert self.prepare_gate.wait(10)
         if target.w == 13:
             raise InvalidTargetError("13 px is refused")
-        self.box, self.init_index = target, int(frame[0, 0, 0])
+        return target, int(frame[0, 0, 0])
+
+    def _adopt(self, state) -> None:
+        self.box, self.init_index = state
 
     def _track(self, frame) -> TrackResult:
         self.tracking.set()
@@ -148,19 +156,49 @@ def test_set_target_without_stamp_skips_a_broken_newest_frame(harness):
     assert harness.worker.tracker.init_index == 7
 
 
-def test_commands_are_served_before_a_waiting_frame(harness):
+def test_the_current_target_is_tracked_while_a_new_one_is_prepared(harness):
     worker, tracker = harness.worker, harness.worker.tracker
     harness.feed(Frame(100 * S, index=1))
     worker.set_target(Box(1, 2, 20, 10)).result(5)
-    tracker.gate = threading.Event()
+    tracker.prepare_gate, tracker.preparing = threading.Event(), threading.Event()
     harness.feed(Frame(101 * S, index=2))
-    assert tracker.tracking.wait(5)  # the worker is inside track() for frame 2
-    assert worker.put_frame(Frame(102 * S, index=3))  # waits in the mailbox ...
-    second = worker.set_target(Box(3, 4, 20, 10), stamp_ns=101 * S)  # ... queued after it
-    tracker.gate.set()
-    assert second.result(5) == 2
-    assert harness.wait_for(lambda p: len(p) == 2)
-    assert [(t.frame.index, t.target_id) for t in harness.published] == [(2, 1), (3, 2)]
+    second = worker.set_target(Box(3, 4, 20, 10), stamp_ns=101 * S)
+    reset = worker.reset()  # arrives after the set_target: served after it
+    assert tracker.preparing.wait(5)
+    harness.feed(Frame(102 * S, index=3), Frame(103 * S, index=4))
+    assert harness.wait_for(lambda p: len(p) == 3)
+    assert not second.done() and not reset.done()
+    assert [(t.frame.index, t.target_id, t.result.box) for t in harness.published] == [
+        (2, 1, Box(1, 2, 20, 10)), (3, 1, Box(1, 2, 20, 10)), (4, 1, Box(1, 2, 20, 10))]
+    tracker.prepare_gate.set()
+    assert second.result(5) == 2 and tracker.box == Box(3, 4, 20, 10) and tracker.init_index == 2
+    reset.result(5)
+    assert not tracker.initialized
+
+
+def test_commands_after_a_failed_preparation_are_served_in_order(harness):
+    worker, tracker = harness.worker, harness.worker.tracker
+    harness.feed(Frame(100 * S, index=1))
+    worker.set_target(Box(1, 2, 20, 10)).result(5)
+    tracker.prepare_gate = threading.Event()
+    refused = worker.set_target(Box(1, 2, 13, 10))
+    third = worker.set_target(Box(5, 6, 20, 10))
+    tracker.prepare_gate.set()
+    with pytest.raises(InvalidTargetError, match="13 px"):
+        refused.result(5)
+    assert third.result(5) == 2 and tracker.box == Box(5, 6, 20, 10)
+
+
+def test_stopping_fails_a_set_target_still_being_prepared(harness):
+    worker, tracker = harness.worker, harness.worker.tracker
+    harness.feed(Frame(100 * S, index=1))
+    tracker.prepare_gate = threading.Event()
+    pending = worker.set_target(Box(1, 2, 20, 10))
+    assert tracker.preparing.wait(5)
+    assert worker.stop(5)
+    tracker.prepare_gate.set()
+    with pytest.raises(RuntimeError, match="stopped"):
+        pending.result(5)
 
 
 def test_a_failing_set_target_keeps_the_old_target(harness):

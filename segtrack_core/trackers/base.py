@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -14,13 +14,24 @@ from ..types import MaskTarget, PointsTarget, Target, TrackResult, TrackState
 from ..validation import validate_frame, validate_target
 
 
+class PreparedTarget(NamedTuple):
+    """A target built by ``Tracker.prepare``, waiting for ``Tracker.adopt``."""
+
+    tracker: "Tracker"
+    state: Any
+    image_shape: tuple[int, int]
+
+
 class Tracker(abc.ABC):
     """Single-object tracker: ``initialize(frame, target)`` once, then ``track(frame)`` per frame.
 
-    Subclasses implement ``_initialize`` and ``_track``; input validation (targets clipped to the image,
-    points turned into a mask) and the initialized check live here so that every backend rejects bad input
-    the same way, before touching its state. ``_initialize`` builds the new target's state apart and swaps
-    it in only when it succeeded, so a failure there (a SegtrackError or any other) keeps the current target.
+    Subclasses implement ``_initialize`` (the new target's state, built apart), ``_adopt`` (make a built
+    state current) and ``_track``; input validation (targets clipped to the image, points turned into a
+    mask) and the initialized check live here so that every backend rejects bad input the same way, before
+    touching its state. A failure while building (a SegtrackError or any other) keeps the current target.
+    ``prepare`` builds without touching the current target, so it may run on another thread while
+    ``track`` goes on with the current one (an operator re-targeting must not blind the robot); ``adopt``
+    then swaps the prepared target in on the tracking thread.
     A non-lost result always carries both boxes (a backend may leave one out: it is derived here), a lost
     one neither.
     """
@@ -47,12 +58,23 @@ class Tracker(abc.ABC):
     def initialize(self, frame: np.ndarray, target: Target) -> None:
         """Start tracking ``target`` (Box, RotatedBox, MaskTarget or PointsTarget) in ``frame`` (HxWx3 uint8
         BGR). On any error the current target, if any, is kept."""
+        self.adopt(self.prepare(frame, target))
+
+    def prepare(self, frame: np.ndarray, target: Target) -> PreparedTarget:
+        """Everything ``initialize`` does except making the target current: the tracker's current target
+        is untouched, so this may run on another thread while ``track`` runs."""
         frame = validate_frame(frame)
         target = validate_target(target, frame.shape[:2])
         if isinstance(target, PointsTarget):
             target = MaskTarget(points_to_mask(frame, target))
-        self._initialize(frame, target)
-        self._image_shape = frame.shape[:2]
+        return PreparedTarget(self, self._initialize(frame, target), frame.shape[:2])
+
+    def adopt(self, prepared: PreparedTarget) -> None:
+        """Make a target this tracker prepared the current one (call on the thread that tracks)."""
+        if prepared.tracker is not self:
+            raise ValueError("a prepared target can only be adopted by the tracker that prepared it")
+        self._adopt(prepared.state)
+        self._image_shape = prepared.image_shape
 
     def track(self, frame: np.ndarray) -> TrackResult:
         """Locate and segment the target in the next frame."""
@@ -71,9 +93,13 @@ class Tracker(abc.ABC):
         self._image_shape = None
 
     @abc.abstractmethod
-    def _initialize(self, frame: np.ndarray, target: Target) -> None:
-        """Start on a validated Box, RotatedBox or MaskTarget; replace the current target's state only at
-        the end, once nothing can fail any more."""
+    def _initialize(self, frame: np.ndarray, target: Target) -> Any:
+        """The state of a new target from a validated Box, RotatedBox or MaskTarget, built without touching
+        the current target's (safe beside a running ``_track``)."""
+
+    @abc.abstractmethod
+    def _adopt(self, state: Any) -> None:
+        """Make ``state`` (from ``_initialize``) the current target's."""
 
     @abc.abstractmethod
     def _track(self, frame: np.ndarray) -> TrackResult: ...

@@ -40,7 +40,7 @@ class CsrtTracker(Tracker):
         self.config = config
         self._tracker = None
 
-    def _initialize(self, frame: np.ndarray, target: Target) -> None:
+    def _initialize(self, frame: np.ndarray, target: Target) -> cv2.Tracker:
         params = cv2.TrackerCSRT_Params()
         params.use_color_names = self.config.use_color_names
         params.use_hog = self.config.use_hog
@@ -52,7 +52,10 @@ class CsrtTracker(Tracker):
         except cv2.error as exc:  # e.g. very thin boxes, or a full-frame box in a very wide frame
             raise InvalidTargetError(f"CSRT cannot track the box {rect} in a {frame.shape[1]}x{frame.shape[0]} "
                                      f"frame: {str(exc).strip().splitlines()[-1]}") from None
-        self._tracker = tracker
+        return tracker
+
+    def _adopt(self, state: cv2.Tracker) -> None:
+        self._tracker = state
 
     def _track(self, frame: np.ndarray) -> TrackResult:
         start = time.perf_counter()

@@ -221,7 +221,7 @@ class SiamMaskTracker(Tracker):
         # BGR 0..255, not normalised: what the official network was trained on.
         return torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()).to(self._device, self.dtype)
 
-    def _initialize(self, frame: np.ndarray, target: Target) -> None:
+    def _initialize(self, frame: np.ndarray, target: Target) -> tuple:
         if isinstance(target, MaskTarget):
             box = mask_to_box(np.asarray(target.mask) != 0)
         elif isinstance(target, RotatedBox):
@@ -236,8 +236,10 @@ class SiamMaskTracker(Tracker):
         z_crop, _ = crop_subwindow(frame, pos, EXEMPLAR_SIZE, s_z, avg_chans)
         with torch.inference_mode():
             zf = self.net.template(self._to_tensor(z_crop))
-        # Swapped in only now: a failure above keeps the current target.
-        self.pos, self.size, self.avg_chans, self.zf = pos, size, avg_chans, zf
+        return pos, size, avg_chans, zf
+
+    def _adopt(self, state: tuple) -> None:
+        self.pos, self.size, self.avg_chans, self.zf = state
 
     def step(self, frame: np.ndarray) -> StepRecord:
         """One official tracking step from the current pos/size; updates them (clamped to the frame)."""

@@ -240,7 +240,7 @@ class D3S2Tracker(Tracker):
         (s.color.update if update else s.color.initialize)(window, fg, ~fg)
 
     # ---------------------------------------------------------------- initialisation
-    def _initialize(self, frame: np.ndarray, target: Target) -> None:
+    def _initialize(self, frame: np.ndarray, target: Target) -> D3S2State:
         cfg = self.config
         shape = frame.shape[:2]
         proxy = target_to_mask(target, shape)
@@ -250,7 +250,7 @@ class D3S2Tracker(Tracker):
             box = rotated_box_to_box(target)
         else:
             box = mask_to_box(proxy)
-        # Everything is built into a new state, swapped in at the end: a failure keeps the current target.
+        # Everything is built into a new state (adopted by the caller): the current target is untouched.
         size = (max(box.w, cfg.box_init.min_size), max(box.h, cfg.box_init.min_size))
         region = self._search_region(box.center, size)
         raw = self.extractor.raw(region.crop(frame))
@@ -307,7 +307,10 @@ class D3S2Tracker(Tracker):
         s.fill_ratio = float(measured.sum()) / (s.size[0] * s.size[1])
         if cfg.motion.flow:
             s.previous_gray, s.previous_mask = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), mask
-        self._state = s
+        return s
+
+    def _adopt(self, state: D3S2State) -> None:
+        self._state = state
 
     def _initialize_gem(self, s: D3S2State, frame: np.ndarray, region: SearchRegion,
                         descriptor: torch.Tensor) -> None:
