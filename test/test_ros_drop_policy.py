@@ -6,7 +6,6 @@ Uses the default backend (d3s2, ~25 fps on this CPU) fed by a 60 fps camera of r
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 from prerequisites import needs_ros
@@ -18,7 +17,7 @@ DOMAIN_ID = 1 + (os.getpid() + 37) % 100
 CAMERA_FPS = 60.0  # well above what any backend sustains on CPU, so frames must drop
 
 
-def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_frames):
+def test_fast_camera_frames_are_dropped_not_queued(load_davis_frames):
     from segtrack_core import available_backends
     from segtrack_core.geometry import mask_to_box
     from ros_harness.client import NodeProcess, TrackerClient, configure_this_process, diagnostic_value
@@ -34,6 +33,10 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
         response = client.start_tracking(frames[0], mask_to_box(masks[0]).as_tuple(), timeout=60)
         assert response.success, response.message
         client.clear()
+        # Counts before the camera starts (the target's frame, and any retry of it, are in them).
+        assert client.wait_for(lambda r: r.diagnostics, 5)
+        before = {name: int(diagnostic_value(client.received.diagnostics[-1][1], name))
+                  for name in ("frames_received", "frames_dropped")}
 
         published = []
         start = time.monotonic()
@@ -49,13 +52,6 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
         assert set(stamps) <= set(published)
         assert stamps == sorted(stamps), "outputs out of order"
         assert len(targets) < 0.8 * len(published), "the tracker kept up: this run does not test dropping"
-        # No backlog: a frame waits at most for the frame being tracked, then is tracked itself.
-        worst_tracker = max(t.tracker_ms for t in targets)
-        latencies = [t.latency_ms for t in targets]
-        # A backlog would grow by one tracker time per processed frame; the bound allows scheduler stalls.
-        assert max(latencies) < 3 * worst_tracker + 300, (latencies, worst_tracker)
-        half = len(latencies) // 2
-        assert statistics.median(latencies[half:]) < 1.5 * statistics.median(latencies[:half]) + 50
 
         # The node counted what it dropped (diagnostics come once a second).
         def settled(received):
@@ -63,8 +59,10 @@ def test_fast_camera_frames_are_dropped_and_latency_stays_bounded(load_davis_fra
 
         assert client.wait_for(settled, 5), client.received.diagnostics[-1:]
         last = client.received.diagnostics[-1][1]
-        received, dropped = int(diagnostic_value(last, "frames_received")), int(diagnostic_value(last, "frames_dropped"))
+        received, dropped = (int(diagnostic_value(last, name)) - before[name]
+                             for name in ("frames_received", "frames_dropped"))
         assert dropped > 0
-        # Everything the camera sent either got tracked or was dropped in favour of a newer frame.
-        assert received - dropped >= len(targets)
+        # No backlog, counted rather than timed: every frame the camera sent was either tracked or dropped
+        # in favour of a newer one (none it received was left waiting once the newest frame was tracked).
+        assert received <= len(published) and received - dropped == len(targets)  # best effort may lose some
         assert node.alive()
