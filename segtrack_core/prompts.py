@@ -22,11 +22,21 @@ GRABCUT_ITERATIONS = 4
 WORK_SIDE = 320
 
 
-def grabcut_vote(image: np.ndarray, labels: np.ndarray, iterations: int, runs: int) -> np.ndarray:
-    """Foreground (bool) by a majority vote of ``runs`` GrabCut runs from ``labels`` (GC_* per pixel).
+def labeled_foreground(labels: np.ndarray) -> np.ndarray:
+    """Pixels that GrabCut ``labels`` (GC_* per pixel) put in the foreground, certain or probable."""
+    return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+
+def grabcut_vote(image: np.ndarray, labels: np.ndarray, iterations: int, runs: int) -> np.ndarray | None:
+    """Foreground (bool) by a majority vote of ``runs`` GrabCut runs from ``labels`` (GC_* per pixel), or
+    None when the labels hold no background or no foreground pixel: GrabCut has no colour model to learn
+    then (OpenCV fails with an assertion).
 
     GrabCut's k-means starts from OpenCV's random state, and its result varies with it: runs from fixed
     seeds give the same mask for the same input whatever ran before."""
+    foreground = labeled_foreground(labels)
+    if foreground.all() or not foreground.any():
+        return None
     image = np.ascontiguousarray(image)
 
     def run_from(rng_seed: int) -> np.ndarray:
@@ -103,7 +113,9 @@ def points_to_mask(frame: np.ndarray, points: PointsTarget) -> np.ndarray:
         work_seeds = cv2.resize(seeds, small_size, interpolation=cv2.INTER_NEAREST)
     else:
         work, work_seeds = np.ascontiguousarray(window), seeds
-    work_mask = grabcut_vote(work, work_seeds, GRABCUT_ITERATIONS, 1).astype(np.uint8)
+    voted = grabcut_vote(work, work_seeds, GRABCUT_ITERATIONS, 1)
+    # Seeds without background (the rectangle fills the image): the seeds are all there is to go by.
+    work_mask = (labeled_foreground(work_seeds) if voted is None else voted).astype(np.uint8)
     window_mask = cv2.resize(work_mask, (seeds.shape[1], seeds.shape[0]), interpolation=cv2.INTER_NEAREST)
     window_mask[seeds == cv2.GC_FGD] = 1
     window_mask[seeds == cv2.GC_BGD] = 0
@@ -126,10 +138,15 @@ def points_to_mask(frame: np.ndarray, points: PointsTarget) -> np.ndarray:
 def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: int, iterations: int,
                    estimate: np.ndarray | None = None, runs: int = 1) -> np.ndarray | None:
     """Proxy mask for a box initialisation: GrabCut inside the box on a downscaled window (bool HxW), or
-    None when the box leaves no background around it. An ``estimate`` (HxW bool, a first mask of the
-    object) starts GrabCut's colour models from it instead of from the whole box."""
+    None when the box leaves no background around it (or no foreground in it). An ``estimate`` (HxW bool,
+    a first mask of the object) starts GrabCut's colour models from it instead of from the whole box. The
+    box may reach past the image (a rotated box's bounding box does): only its part inside counts."""
     height, width = frame.shape[:2]
-    x, y, w, h = box
+    # Clipped first: a negative start would wrap around in the slices below (the seeds then missed the box).
+    x, y = max(box[0], 0), max(box[1], 0)
+    w, h = min(box[0] + box[2], width) - x, min(box[1] + box[3], height) - y
+    if w <= 0 or h <= 0:
+        return None
     margin_x, margin_y = max(8, w // 4), max(8, h // 4)
     x0, y0 = max(0, x - margin_x), max(0, y - margin_y)
     x1, y1 = min(width, x + w + margin_x), min(height, y + h + margin_y)
@@ -148,9 +165,10 @@ def box_proxy_mask(frame: np.ndarray, box: tuple[int, int, int, int], max_side: 
         initial[estimate[y0:y1, x0:x1]] = cv2.GC_PR_FGD
         if factor < 1:
             initial = cv2.resize(initial, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
-        if not (initial == cv2.GC_PR_FGD).any():
-            return None
-    fg = grabcut_vote(small, initial, iterations, runs).astype(np.uint8)
+    fg = grabcut_vote(small, initial, iterations, runs)
+    if fg is None:
+        return None
+    fg = fg.astype(np.uint8)
     if factor < 1:
         fg = cv2.resize(fg, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     mask = np.zeros((height, width), bool)

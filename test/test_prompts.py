@@ -96,3 +96,36 @@ def test_grabcut_from_an_estimate_drops_the_background_it_encloses(load_davis_fr
     estimate = cv2.fillPoly(np.zeros(truth.shape, np.uint8), [hull], 1) > 0
     refined = box_proxy_mask(frame, _box_rect(truth), 360, 3, estimate=estimate, runs=3)
     assert region_similarity(refined, truth) > region_similarity(estimate, truth) + 0.08
+
+
+@pytest.fixture(scope="module")
+def red_square():
+    """A textured 100x100 frame with a red 30x20 square against its top edge (columns 30-59, rows 0-19)."""
+    frame = (np.random.default_rng(0).random((100, 100, 3)) * 80 + 60).astype(np.uint8)
+    frame[:20, 30:60] = (30, 30, 220)
+    truth = np.zeros((100, 100), bool)
+    truth[:20, 30:60] = True
+    return frame, truth
+
+
+def test_grabcut_without_background_gives_no_proxy(red_square):
+    frame, _ = red_square
+    # An estimate over the whole window leaves GrabCut no background sample (OpenCV used to assert).
+    assert box_proxy_mask(frame, (10, 10, 50, 50), 360, 3, estimate=np.ones((100, 100), bool)) is None
+    assert box_proxy_mask(frame, (-20, -20, 140, 140), 360, 3) is None  # the box fills the image
+
+
+@pytest.mark.parametrize("max_side", [360, 40])  # full resolution and downscaled
+def test_a_box_reaching_past_the_top_left_segments_its_visible_part(red_square, max_side):
+    frame, truth = red_square
+    # A rotated box's bounding box may start above the image: its seeds used to wrap to the bottom rows.
+    for box in [(25, -10, 40, 35), (25, -40, 40, 65), (-15, -10, 80, 35)]:
+        mask = box_proxy_mask(frame, box, max_side, 3)
+        assert mask is not None and region_similarity(mask, truth) > 0.8, box
+
+
+def test_clicks_spanning_the_whole_image_give_a_mask(red_square):
+    frame, _ = red_square
+    # Their padded rectangle covers the whole image: no background for GrabCut, the rectangle is the mask.
+    mask = points_to_mask(frame, PointsTarget(((2.0, 2.0), (97.0, 97.0))))
+    assert mask[2, 2] and mask[97, 97]
