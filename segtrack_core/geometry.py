@@ -137,6 +137,23 @@ def clip_box(box: Box, shape: tuple[int, int]) -> Optional[Box]:
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
+def clip_rotated_box(rbox: RotatedBox, shape: tuple[int, int]) -> Optional[RotatedBox]:
+    """The rotated box cut, along its own axes, to the image's extent on those axes (same angle, same
+    pixels inside the image), or None if the extents do not overlap."""
+    height, width = shape
+    c, s = math.cos(rbox.angle), math.sin(rbox.angle)
+    corners = np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]) - (rbox.cx, rbox.cy)
+    along, across = corners @ np.array([c, s]), corners @ np.array([-s, c])
+    u0, u1 = max(-rbox.w / 2, along.min()), min(rbox.w / 2, along.max())
+    v0, v1 = max(-rbox.h / 2, across.min()), min(rbox.h / 2, across.max())
+    if u1 <= u0 or v1 <= v0:
+        return None
+    if (u0, u1, v0, v1) == (-rbox.w / 2, rbox.w / 2, -rbox.h / 2, rbox.h / 2):
+        return rbox
+    du, dv = (u0 + u1) / 2, (v0 + v1) / 2
+    return RotatedBox(rbox.cx + du * c - dv * s, rbox.cy + du * s + dv * c, u1 - u0, v1 - v0, rbox.angle)
+
+
 def complete_boxes(result: TrackResult) -> TrackResult:
     """Fill a result's missing box from its other box, or from its mask (both stay None for an empty mask
     with no box)."""
@@ -147,4 +164,36 @@ def complete_boxes(result: TrackResult) -> TrackResult:
         result.rotated_box = mask_to_rotated_box(result.mask) if result.mask.any() else None
         if result.rotated_box is None and result.box is not None:
             result.rotated_box = box_to_rotated_box(result.box)
+    return result
+
+
+def _clip_span(lo: float, hi: float, size: int) -> tuple[float, float]:
+    """[lo, hi] cut to [0, size]; one missing it (or empty) becomes the one-pixel span nearest to it."""
+    a, b = min(max(lo, 0.0), float(size)), min(max(hi, 0.0), float(size))
+    if b > a:
+        return a, b
+    a = min(a, size - 1.0)
+    return a, a + 1.0
+
+
+def clip_box_to_image(box: Box, shape: tuple[int, int]) -> Box:
+    """The part of ``box`` inside an image of shape (H, W); a box with no area there (beyond an edge, or
+    of zero size) becomes the pixel-thick box at the nearest image edge, so the result is never empty."""
+    x0, x1 = _clip_span(box.x, box.x + box.w, shape[1])
+    y0, y1 = _clip_span(box.y, box.y + box.h, shape[0])
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def clip_result_boxes(result: TrackResult, shape: tuple[int, int]) -> TrackResult:
+    """Cut a result's boxes to the image (H, W): the box as by ``clip_box_to_image``, the rotated box along
+    its own axes (as a target is); a rotated box missing the image becomes the clipped box, angle 0."""
+    if result.box is not None:
+        result.box = clip_box_to_image(result.box, shape)
+    if result.rotated_box is not None:
+        rotated = clip_rotated_box(result.rotated_box, shape)
+        # Overlapping extents on its own axes and on the image's (its bounding box) is overlapping the image.
+        if rotated is None or clip_box(rotated_box_to_box(rotated), shape) is None:
+            box = result.box if result.box is not None else rotated_box_to_box(result.rotated_box)
+            rotated = box_to_rotated_box(clip_box_to_image(box, shape))
+        result.rotated_box = rotated
     return result

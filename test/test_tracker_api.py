@@ -232,3 +232,101 @@ def test_a_backend_refusing_a_target_keeps_the_current_one(scene, monkeypatch):
         tracker.initialize(scene, st.Box(0, 100, 320, 5))  # too thin for CSRT's filters
     result = tracker.track(scene)
     assert result.state is st.TrackState.TRACKING and abs(result.box.center[0] - 150) < 10
+
+
+def assert_result_invariants(result, shape):
+    """What every backend reports on every frame: boxes inside the image with a nonzero size (a rotated box
+    within the image's extent along its own axes and overlapping it), a mask whenever it is TRACKING."""
+    from segtrack_core.geometry import clip_rotated_box, rotated_box_to_box
+
+    height, width = shape
+    if result.state is st.TrackState.LOST:
+        assert result.box is None and result.rotated_box is None and not result.mask.any()
+        return
+    box, rotated = result.box, result.rotated_box
+    assert box is not None and rotated is not None
+    assert box.w > 0 and box.h > 0 and rotated.w > 0 and rotated.h > 0, (box, rotated)
+    assert 0 <= box.x and 0 <= box.y and box.x + box.w <= width and box.y + box.h <= height, box
+    bounds = rotated_box_to_box(rotated)
+    assert bounds.x < width and bounds.y < height and bounds.x + bounds.w > 0 and bounds.y + bounds.h > 0, rotated
+    clipped = clip_rotated_box(rotated, shape)
+    assert clipped is not None and np.allclose(clipped.as_tuple(), rotated.as_tuple(), atol=0.01), rotated
+    if result.state is st.TrackState.TRACKING:
+        assert result.mask.any(), "a TRACKING result with an empty mask"
+
+
+def test_a_full_frame_box_on_a_16_pixel_high_gradient_reports_no_box_outside_and_no_empty_tracking():
+    tracker = st.create_tracker("d3s2", runtime={"device": "cpu"})
+    gradient = np.repeat(np.linspace(0, 255, 4000).astype(np.uint8)[None, :, None], 16, axis=0)
+    frame = np.ascontiguousarray(np.repeat(gradient, 3, axis=2))
+    tracker.initialize(frame, st.Box(0, 0, 4000, 16))
+    for _ in range(3):  # used to be TRACKING (score 0.5) with an empty mask and a box above the image
+        assert_result_invariants(tracker.track(frame), frame.shape[:2])
+
+
+def test_a_huge_rotated_box_reports_no_box_outside_and_no_empty_tracking(load_davis_frames):
+    frames, _ = load_davis_frames("car-shadow", 3)
+    tracker = st.create_tracker("d3s2", runtime={"device": "cpu"})
+    tracker.initialize(frames[0], st.RotatedBox(427, 240, 1e9, 1e9, 0.7))
+    for frame in frames[1:]:  # used to be TRACKING with an empty mask and a 1327x1322 box around the image
+        assert_result_invariants(tracker.track(frame), frames[0].shape[:2])
+
+
+def test_random_targets_keep_the_result_invariants():
+    """A small fuzz: boxes and rotated boxes of any size, anywhere near a small frame (valid ones), then a
+    few frames of a moving scene; every result must keep the invariants. (CSRT clips its own boxes and its
+    mask is its box: D3S2, which coasts on predicted boxes, is the one to fuzz.)"""
+    # A small search region and one GrabCut run: the same code paths, fast enough for 16 targets.
+    tracker = st.create_tracker("d3s2", {"features": {"input_size": 96}, "box_init": {"grabcut_runs": 1}},
+                                runtime={"device": "cpu"})
+    rng = np.random.default_rng(7)
+    height, width = 48, 64
+    scene = (rng.random((height, width, 3)) * 80 + 60).astype(np.uint8)
+    scene[16:32, 24:44] = (30, 30, 220)
+    cases = 0
+    while cases < 16:
+        cx, cy = rng.uniform(-0.5, 1.5) * width, rng.uniform(-0.5, 1.5) * height
+        w, h = np.exp(rng.uniform(np.log(2), np.log(4 * width), 2))
+        target = (st.RotatedBox(cx, cy, w, h, rng.uniform(-math.pi, math.pi)) if cases % 2
+                  else st.Box(cx - w / 2, cy - h / 2, w, h))
+        try:
+            tracker.initialize(scene, target)
+        except InvalidTargetError:
+            continue  # outside the image or covering no pixel
+        cases += 1
+        for step in (1, 2):
+            frame = np.roll(scene, (step, 2 * step), axis=(0, 1))
+            assert_result_invariants(tracker.track(frame), (height, width))
+
+
+@pytest.mark.parametrize("box, rotated, expected_box, expected_angle", [
+    (st.Box(-30, 10, 50, 20), None, st.Box(0, 10, 20, 20), 0.0),  # partly left of the image
+    (st.Box(-80, 10, 50, 20), None, st.Box(0, 10, 1, 20), 0.0),  # wholly left of it: the edge's pixel column
+    (st.Box(70, 50, 10, 5), None, st.Box(63, 47, 1, 1), 0.0),  # beyond the bottom-right corner
+    (st.Box(10, 10, 0, 5), None, st.Box(10, 10, 1, 5), 0.0),  # no width
+    # A rotated box above the image: its bounding box, cut to the top pixel row, angle 0.
+    (None, st.RotatedBox(32, -40, 20, 10, 0.4), st.Box(20.842, 0, 22.316, 1), 0.0),
+    # One reaching past the right edge is cut along its own axes, keeping its angle; its box too.
+    (None, st.RotatedBox(60, 24, 40, 10, 0.3), st.Box(39.416, 13.313, 24.584, 21.374), 0.3),
+])
+def test_every_backends_boxes_are_cut_to_the_image(box, rotated, expected_box, expected_angle):
+    """Tracker.track, not each backend, keeps reported boxes inside the image (a predicted box may leave it)."""
+    from segtrack_core.trackers.base import Tracker
+
+    class Scripted(Tracker):
+        def _initialize(self, frame, target):
+            return None
+
+        def _adopt(self, state):
+            pass
+
+        def _track(self, frame):
+            return st.TrackResult(np.zeros(frame.shape[:2], bool), 0.4, box, rotated, st.TrackState.UNCERTAIN)
+
+    tracker = Scripted()
+    frame = np.zeros((48, 64, 3), np.uint8)
+    tracker.initialize(frame, st.Box(10, 10, 20, 20))
+    result = tracker.track(frame)
+    assert_result_invariants(result, (48, 64))
+    assert np.allclose(result.box.as_tuple(), expected_box.as_tuple(), atol=0.01), result.box
+    assert result.rotated_box.angle == expected_angle

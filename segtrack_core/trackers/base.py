@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from ..errors import NotInitializedError
-from ..geometry import complete_boxes
+from ..geometry import clip_result_boxes, complete_boxes
 from ..prompts import points_to_mask
 from ..types import MaskTarget, PointsTarget, Target, TrackResult, TrackState
 from ..validation import validate_frame, validate_target
@@ -32,8 +32,8 @@ class Tracker(abc.ABC):
     ``prepare`` builds without touching the current target, so it may run on another thread while
     ``track`` goes on with the current one (an operator re-targeting must not blind the robot); ``adopt``
     then swaps the prepared target in on the tracking thread.
-    A non-lost result always carries both boxes (a backend may leave one out: it is derived here), a lost
-    one neither.
+    A non-lost result always carries both boxes (a backend may leave one out: it is derived here), cut to
+    the image, a lost one neither.
     """
 
     name: str = "tracker"
@@ -85,7 +85,8 @@ class Tracker(abc.ABC):
         if result.state is TrackState.LOST:
             result.box = result.rotated_box = None
         else:
-            complete_boxes(result)
+            # Here for every backend: a predicted box (a coasting tracker's) may reach past the image.
+            clip_result_boxes(complete_boxes(result), frame.shape[:2])
         return result
 
     def reset(self) -> None:

@@ -399,8 +399,8 @@ class D3S2Tracker(Tracker):
         if (recovering and score < max(cfg.tracking_threshold, cfg.motion.jump_score)) or (
                 s.weak_frames >= cfg.confidence.lost_patience):
             state = TrackState.LOST
-        elif score < cfg.tracking_threshold or far:
-            state = TrackState.UNCERTAIN
+        elif score < cfg.tracking_threshold or far or area == 0:
+            state = TrackState.UNCERTAIN  # without a mask, even a perfect GEM peak (score 0.5) is not tracking
         else:
             state = TrackState.TRACKING
         s.state = state
