@@ -94,22 +94,26 @@ class DescriptorExtractor:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.feature_dim = feature_dim
 
-    def _to_tensor(self, crop_bgr: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(crop_bgr).to(self.device)
-        x = x.flip(-1).permute(2, 0, 1)[None].to(self.dtype)  # BGR -> RGB, NCHW
+    def _to_tensor(self, crops_bgr: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(crops_bgr)).to(self.device)
+        x = x.flip(-1).permute(0, 3, 1, 2).to(self.dtype)  # BGR -> RGB, NCHW
         x = (x - PIXEL_MEAN) / PIXEL_STD
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    @torch.inference_mode()
     def raw(self, crop_bgr: np.ndarray) -> torch.Tensor:
         """Concatenated, per-level normalised stride-8 features (C_in, H/8, W/8), float32."""
-        feats = self.backbone.features(self._to_tensor(crop_bgr), strides=(8, 16))
+        return self.raw_batch(crop_bgr[None])[0]
+
+    @torch.inference_mode()
+    def raw_batch(self, crops_bgr: np.ndarray) -> torch.Tensor:
+        """``raw`` of N same-sized crops (N, H, W, 3) in one backbone pass: (N, C_in, H/8, W/8)."""
+        feats = self.backbone.features(self._to_tensor(crops_bgr), strides=(8, 16))
         f8 = F.normalize(feats[8].float(), dim=1)
         f16 = F.interpolate(feats[16].float(), size=f8.shape[-2:], mode="bilinear", align_corners=False)
         f16 = F.normalize(f16, dim=1)
-        return torch.cat([f8, f16], dim=1)[0].contiguous()
+        return torch.cat([f8, f16], dim=1).contiguous()
 
     def fit_projection(self, raw: torch.Tensor) -> Projection:
         """PCA of the first frame's raw features."""

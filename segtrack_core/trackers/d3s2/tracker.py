@@ -112,10 +112,7 @@ class D3S2Tracker(Tracker):
         return x0, y0, x1, y1
 
     def _describe(self, s: D3S2State, frame: np.ndarray, region: SearchRegion) -> torch.Tensor:
-        return self._describe_crop(s, region.crop(frame))
-
-    def _describe_crop(self, s: D3S2State, crop: np.ndarray) -> torch.Tensor:
-        return project(self.extractor.raw(crop), s.projection)
+        return project(self.extractor.raw(region.crop(frame)), s.projection)
 
     def _flow(self, s: D3S2State, gray: np.ndarray) -> tuple[float, float] | None:
         """The target's displacement since the last frame: median flow of its last mask's pixels, computed
@@ -320,13 +317,12 @@ class D3S2Tracker(Tracker):
         shift = self.config.gem.init_shift * region.side
         regions = [region] + [SearchRegion(region.cx + dx, region.cy + dy, region.side, region.size)
                               for dx, dy in ((shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift))]
-        samples = [descriptor] + [self._describe(s, frame, r) for r in regions[1:]]
-        labels = [self._label(s, r, grid) for r in regions]
         crop = region.crop(frame)
-        samples.append(self._describe_crop(s, np.ascontiguousarray(crop[:, ::-1])))
-        labels.append(labels[0].flip(-1))
-        samples.append(self._describe_crop(s, cv2.GaussianBlur(crop, (0, 0), 1.5)))
-        labels.append(labels[0])
+        views = [r.crop(frame) for r in regions[1:]] + [crop[:, ::-1], cv2.GaussianBlur(crop, (0, 0), 1.5)]
+        raw = self.extractor.raw_batch(np.stack(views))  # one backbone pass for all views
+        samples = [descriptor] + [project(view, s.projection) for view in raw]
+        labels = [self._label(s, r, grid) for r in regions]
+        labels += [labels[0].flip(-1), labels[0]]
         s.gem.initialize(torch.stack(samples), torch.stack(labels))
         s.peak_reference = max(float(s.gem.response(descriptor).max()), 1e-3)
 
