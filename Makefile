@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 OUT ?= out
 
-.PHONY: venv ros demo test track-demo eval bench ros-demo ros-bench clean
+.PHONY: venv ros demo test track-demo eval bench ros-demo ros-bench ros-memory clean
 
 venv:
 	./scripts/setup_venv.sh
@@ -40,6 +40,10 @@ ros-demo: venv ros
 # The node's own latency overhead (latency minus tracker time) at 640x480 and 1920x1080.
 ros-bench: venv ros
 	PYTHONPATH=scripts $(PY) -m ros_harness.bench --sequence $(DATA)/davis2016/car-shadow --out $(OUT)/ros_bench.json
+
+# The node's resident memory over mixed 640x480 / 720p / 1080p segments: where it levels off.
+ros-memory: venv ros
+	PYTHONPATH=scripts $(PY) -m ros_harness.memory --out $(OUT)/ros_memory.json
 
 clean:
 	rm -rf $(VENV) $(OUT) build install log

@@ -36,6 +36,7 @@ from . import conversions
 from .cdr import parse_image
 from .frame_buffer import FrameRing
 from .frames import CompressedFrame, InputFrame, RawFrame
+from .memory import limit_heap_arenas
 from .outputs import Outputs
 from .parameters import (LIVE_PARAMETERS, NODE_NAME, NODE_PARAMETERS, STARTUP_PARAMETERS, TRACKER_PREFIX,
                          parameter_error, tracker_config, tracker_parameters, unknown_parameter_warnings, when,
@@ -336,6 +337,7 @@ def main(args: Optional[list[str]] = None) -> int:
     # publishing, and a second Ctrl-C killed the process.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    limit_heap_arenas()  # before rclpy and the worker start their threads
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SegtrackNode()
     # One thread: rclpy's MultiThreadedExecutor delays image callbacks by up to a second now and then

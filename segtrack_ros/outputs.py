@@ -3,7 +3,6 @@ diagnostics. Frames are published from the worker thread, diagnostics from a tim
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, Optional
 
@@ -16,17 +15,9 @@ from segtrack.msg import TrackedTarget
 from segtrack_core.visualize import draw_overlay
 
 from . import conversions
+from .memory import resident_bytes
 from .qos import reliable_qos
 from .worker import Report, Tracked
-
-
-def resident_bytes() -> Optional[int]:
-    """This process's resident memory (Linux /proc), or None where that is not available."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class Outputs:
