@@ -12,8 +12,8 @@ venv:
 ros: venv
 	./scripts/setup_ros.sh
 
-# Main job: the ROS node end to end (a DAVIS clip played as a 24 fps camera topic, target set through
-# ~/set_target); overlay video + summary in $(OUT)/ros_demo.
+# Main job: the ROS node end to end (30 s of drone footage of a boat played as a camera topic at its
+# recorded 10 fps, target set through ~/set_target); overlay video + summary in $(OUT)/ros_demo.
 demo: ros-demo
 
 # The tracker library alone: track a DAVIS clip from its first-frame box, write an overlay video + masks.
@@ -33,9 +33,9 @@ eval: venv
 bench: venv
 	$(VENV)/bin/segtrack bench --sequence $(DATA)/davis2016/car-shadow --width 854 --height 480 --device cpu --baseline csrt
 
-# The ROS node end to end: a DAVIS clip played as a 24 fps camera topic, target set via ~/set_target.
+# The ROS node end to end: UAV123's boat1 (1280x720) at its recorded 10 fps, target set via ~/set_target.
 ros-demo: venv ros
-	PYTHONPATH=scripts $(PY) -m ros_harness.demo --frames $(DATA)/davis2016/car-shadow/frames --out $(OUT)/ros_demo
+	PYTHONPATH=scripts $(PY) -m ros_harness.demo --frames $(DATA)/boxes/boat1/imgs --fps 10 --out $(OUT)/ros_demo
 
 # The node's own latency overhead (latency minus tracker time) at 640x480 and 1920x1080.
 ros-bench: venv ros

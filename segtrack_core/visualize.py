@@ -45,13 +45,16 @@ def draw_overlay(frame_bgr: np.ndarray, result: TrackResult, label: Optional[str
     text = f"{result.state.value} {result.score:.2f}"
     if label:
         text = f"{label}  {text}"
-    _put_text(out, text, (8, 22), color)
+    _put_text(out, text, color)
     return out
 
 
-def _put_text(image: np.ndarray, text: str, origin: tuple[int, int], color: tuple[int, int, int]) -> None:
-    # On a dark band so the text stays readable on any background.
-    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
-    x, y = origin
-    cv2.rectangle(image, (x - 4, y - height - 4), (x + width + 4, y + baseline + 2), (0, 0, 0), cv2.FILLED)
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 1, cv2.LINE_AA)
+def _put_text(image: np.ndarray, text: str, color: tuple[int, int, int]) -> None:
+    # On a dark band so the text stays readable on any background; as large on a 1080p frame as on 480p.
+    scale = 0.6 * max(1.0, image.shape[0] / 480)
+    thickness = max(1, int(round(scale)))
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = int(round(6 * scale))
+    x, y = pad, pad + height
+    cv2.rectangle(image, (0, 0), (x + width + pad, y + baseline + pad // 2), (0, 0, 0), cv2.FILLED)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)

@@ -1,13 +1,15 @@
 """End-to-end ROS demo: a real video (or a recorded bag) played as a camera topic into the segtrack node.
 
 PYTHONPATH=scripts python -m ros_harness.demo [--frames DIR | --video FILE | --bag BAG [--topic T]]
-                                              [--box x,y,w,h] [--fps 24] [--out out/ros_demo]
+                                              [--box x,y,w,h] [--fps 24] [--param NAME:=VALUE] [--out DIR]
 
 Starts the node as its own process, publishes the frames at the camera rate, sets the target through
-~/set_target (box around the first ground-truth mask, or --box), records what the node publishes and
-writes an overlay video (what a viewer of the outputs would see: each frame with the newest result
-available when it was shown) and a summary JSON. Prints frames in/processed/dropped and the latency
-from the image stamp to the receipt of the node's TrackedTarget.
+~/set_target (the first ground-truth box beside the frames: a DAVIS clip's ../masks or a VOT sequence's
+../groundtruth.txt; or --box), records what the node publishes and writes an overlay video (what a viewer
+of the outputs would see: each frame with the newest result available when it was shown) and a summary
+JSON. Prints frames in / processed / dropped, the effective rate of results, the latency from the image
+stamp to the receipt of the node's TrackedTarget, and the IoU with the ground truth on processed frames.
+`make demo` plays UAV123's boat1 (drone footage, 1280x720) at its recorded 10 fps.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -28,13 +30,13 @@ import numpy as np
 from segtrack_core.bag import Bag, BagTopic
 from segtrack_core.errors import SegtrackError
 from segtrack_core.geometry import mask_to_box
-from segtrack_core.evaluation.datasets import default_data_root
-from segtrack_core.metrics import region_similarity
+from segtrack_core.evaluation.datasets import DavisSequence, VotSequence, default_data_root
+from segtrack_core.metrics import box_iou, region_similarity
 from segtrack_core.types import Box, TrackResult, TrackState
 from segtrack_core.visualize import draw_overlay
 
 
-DEFAULT_FRAMES = default_data_root() / "davis2016" / "car-shadow" / "frames"
+DEFAULT_FRAMES = default_data_root() / "boxes" / "boat1" / "imgs"
 
 
 def load_frames(args: argparse.Namespace) -> tuple[list[np.ndarray], float]:
@@ -84,19 +86,48 @@ def start_tracking_on_bag(client, bag: Bag, topic: BagTopic, publish, box, timeo
             return response
 
 
-def initial_box(args: argparse.Namespace) -> tuple[float, float, float, float]:
+class GroundTruth(NamedTuple):
+    """The annotation beside a frames folder: a DAVIS clip's masks or a VOT sequence's boxes."""
+
+    metric: str  # what ``score`` measures
+    first_box: tuple[float, float, float, float]
+    score: Callable[[int, TrackResult], float]  # frame index, result -> IoU
+
+
+def load_ground_truth(frames_dir: Path) -> Optional[GroundTruth]:
+    sequence = frames_dir.parent
+    if DavisSequence.matches(sequence):
+        davis = DavisSequence.load(sequence)
+        return GroundTruth("mask IoU", mask_to_box(davis.gt_mask(0)).as_tuple(),
+                           lambda index, result: region_similarity(result.mask, davis.gt_mask(index)))
+    if VotSequence.matches(sequence):
+        boxes = [polygon_box(polygon) for polygon in VotSequence.load(sequence).polygons]
+        return GroundTruth("box IoU", boxes[0],
+                           lambda index, result: box_iou(result.box.as_tuple(), boxes[index]) if result.box else 0.0)
+    return None
+
+
+def polygon_box(polygon: np.ndarray) -> tuple[float, float, float, float]:
+    xs, ys = polygon[0::2], polygon[1::2]
+    return float(xs.min()), float(ys.min()), float(xs.max() - xs.min()), float(ys.max() - ys.min())
+
+
+def initial_box(args: argparse.Namespace, truth: Optional[GroundTruth]) -> tuple[float, float, float, float]:
     if args.box:
         values = [float(v) for v in args.box.split(",")]
         if len(values) != 4:
             raise SystemExit("--box is x,y,w,h")
         return tuple(values)
-    if args.video or args.bag:
-        raise SystemExit("--box x,y,w,h is needed with --video and --bag")
-    mask_path = Path(args.frames).parent / "masks" / "00000.png"
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise SystemExit(f"no ground-truth mask at {mask_path}; pass --box x,y,w,h")
-    return mask_to_box(mask > 0).as_tuple()
+    if truth is None:
+        raise SystemExit("no ground truth beside the frames (../masks or ../groundtruth.txt): pass --box x,y,w,h")
+    return truth.first_box
+
+
+def node_parameter(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition(":=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME:=VALUE, got {text!r}")
+    return name, value
 
 
 def percentile(values: list[float], q: float) -> Optional[float]:
@@ -113,13 +144,14 @@ def run(args: argparse.Namespace) -> dict:
         bag = stack.enter_context(Bag(args.bag)) if args.bag else None
         topic = bag.topic(args.topic) if bag else None
         frames, fps = load_bag_frames(args, bag, topic) if bag else load_frames(args)
-        box = initial_box(args)
+        truth = None if args.video or args.bag else load_ground_truth(Path(args.frames))
+        box = initial_box(args, truth)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         domain_id = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
         configure_this_process(domain_id)
         parameters = {"backend": args.backend, "tracker.runtime.device": args.device, "publish_debug_image": False,
-                      "use_compressed": bool(topic and topic.compressed)}
+                      "use_compressed": bool(topic and topic.compressed), **dict(args.param)}
         print(f"starting segtrack node (backend {args.backend}, device {args.device}, ROS domain {domain_id})")
         node = stack.enter_context(NodeProcess(domain_id, parameters, log_path=out / "node.log"))
         client = stack.enter_context(TrackerClient(domain_id))
@@ -164,39 +196,41 @@ def run(args: argparse.Namespace) -> dict:
     video_path = out / "ros_demo.mp4"
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    truth_dir = None if args.video or args.bag else Path(args.frames).parent / "masks"
     ious = []
     shown: Optional[TrackResult] = None
     for stamp, index in by_stamp.items():
-        # Show the newest result whose image was taken no later than this frame.
+        # Show the newest result whose image was taken no later than this frame, as a viewer would.
         done = [s for s in targets if s <= stamp and s in masks]
         if done:
             newest = max(done)
             shown = result_from_messages(targets[newest][1], masks[newest])
-            label = f"frame {index}" + ("" if newest == stamp else f" (result of frame {by_stamp.get(newest, 0)})")
+            label = f"frame {index}" if newest == stamp else (
+                f"frame {index}, result of frame {by_stamp.get(newest, 0)} ({(stamp - newest) * 1e-6:.0f} ms older)")
         else:
             label = f"frame {index} (no result yet)"
         image = draw_overlay(frames[index], shown, label) if shown is not None else frames[index]
         writer.write(image)
-        truth_path = truth_dir / f"{index:05d}.png" if truth_dir else None
-        if stamp in targets and stamp in masks and truth_path is not None and truth_path.exists():
-            truth = cv2.imread(str(truth_path), cv2.IMREAD_GRAYSCALE) > 0
-            mask = result_from_messages(targets[stamp][1], masks[stamp]).mask
-            ious.append(region_similarity(mask, truth))
+        if truth is not None and stamp in targets and stamp in masks:
+            ious.append(truth.score(index, result_from_messages(targets[stamp][1], masks[stamp])))
     writer.release()
+    processed = len([s for s in targets if s in by_stamp])
+    # From the first frame sent to the last result received: the rate a subscriber got results at.
+    span_s = (max(t for t, _ in targets.values()) - stamps[0]) * 1e-9 if targets else 0.0
 
     summary = {
         "backend": args.backend,
         "device": diagnostic_value(diagnostics, "device") if diagnostics else args.device,
         "camera_fps": fps,
         "frames_in": len(stamps),
-        "processed": len([s for s in targets if s in by_stamp]),
+        "processed": processed,
+        "effective_fps": processed / span_s if span_s > 0 else None,
         "dropped": dropped,
         "lost": sum(1 for _, m in targets.values() if state_from_code(m.state) is TrackState.LOST),
         "latency_ms_median": percentile(latencies, 50),
         "latency_ms_p90": percentile(latencies, 90),
         "node_latency_ms_median": percentile(node_latencies, 50),
         "tracker_ms_median": percentile(tracker_ms, 50),
+        "metric": truth.metric if truth else None,
         "mean_iou_processed_frames": float(np.mean(ious)) if ious else None,
         "node_alive_at_end": node_alive,
         "video": str(video_path),
@@ -220,6 +254,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--backend", default="d3s2")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="out/ros_demo", help="output folder (video, summary, node log)")
+    parser.add_argument("--param", action="append", default=[], type=node_parameter, metavar="NAME:=VALUE",
+                        help="a node parameter, as after ros2 run's -p (repeatable), e.g. tracker.runtime.threads:=1")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS domain (default: from the pid)")
     args = parser.parse_args(argv)
     if not args.video and not args.bag and not Path(args.frames).is_dir():
@@ -229,13 +265,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     except SegtrackError as exc:  # a bad bag, topic or frame
         print(f"segtrack demo: error: {exc}", file=sys.stderr)
         return 2
-    print(f"frames in: {summary['frames_in']}  processed: {summary['processed']}  "
-          f"dropped: {summary['dropped']}  lost: {summary['lost']}")
+    print(f"frames in: {summary['frames_in']} at {summary['camera_fps']:g} fps  processed: {summary['processed']} "
+          f"({100 * summary['processed'] / summary['frames_in']:.0f}%)  dropped: {summary['dropped']}  "
+          f"lost: {summary['lost']}")
+    if summary["effective_fps"] is not None:
+        print(f"effective rate: {summary['effective_fps']:.1f} results/s")
     if summary["latency_ms_median"] is not None:
         print(f"latency (image stamp -> TrackedTarget received): median {summary['latency_ms_median']:.1f} ms, "
               f"p90 {summary['latency_ms_p90']:.1f} ms (tracker alone: median {summary['tracker_ms_median']:.1f} ms)")
     if summary["mean_iou_processed_frames"] is not None:
-        print(f"mask IoU with ground truth on processed frames: {summary['mean_iou_processed_frames']:.3f}")
+        print(f"{summary['metric']} with ground truth on processed frames: {summary['mean_iou_processed_frames']:.3f}")
     print(f"wrote {summary['video']} and {Path(args.out) / 'ros_demo_summary.json'}")
     return 0 if summary["processed"] > 0 and summary["node_alive_at_end"] else 1
 
