@@ -1,4 +1,4 @@
-"""Command line: ``segtrack track | eval | score | bench | backends | weights``.
+"""Command line: ``segtrack track | eval | score | bench | backends | weights | train``.
 
 ``track`` reads a video, a folder of frames or an image topic of a rosbag2 bag (sqlite3 or MCAP).
 
@@ -24,6 +24,7 @@ from .bag import BagFrameSource, is_bag
 from .errors import SegtrackError
 from .config import describe
 from .evaluation.datasets import LAYOUT_NAMES, default_data_root, discover_sequences
+from .training.datasets import DEFAULT_VAL_CLIPS
 from .evaluation.protocols import INIT_MODES
 from .evaluation.report import format_report
 from .evaluation.runner import TrackerRun, evaluate, parameter_set_name, score
@@ -113,6 +114,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="list the known checkpoints, or check SiamMask checkpoint files")
     weights.add_argument("files", nargs="*", help="checkpoint files to check (key set, shapes, SHA-256)")
+
+    tr = sub.add_parser("train", help="train the D3S2 segmentation head (GIM + refinement) on a frozen backbone; "
+                                      "under torchrun one process per device (DistributedDataParallel)")
+    tr.add_argument("data_root", help="folder of training sets: video sets <set>/<clip>/frames/*.jpg + masks/*.png "
+                                      "and image sets <set>/images/, <set>/masks/NAME_k.png, <set>/index.tsv")
+    tr.add_argument("--out", required=True, help="run folder: checkpoints/, loss.tsv, report.json")
+    tr.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
+    tr.add_argument("--steps-per-epoch", type=int, default=250, help="steps per epoch (default: 250)")
+    tr.add_argument("--batch", type=int, default=8, help="pairs per step and process (default: 8)")
+    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine-decayed (default: 1e-3)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the head's initialisation and the pairs")
+    tr.add_argument("--crop", type=int, default=256, help="crop side, multiple of 16 (default: 256)")
+    tr.add_argument("--val-clips", default=",".join(DEFAULT_VAL_CLIPS),
+                    help="comma-separated video clips held out for validation ('' for none; default: %(default)s)")
+    tr.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100; "
+                                                                      "also at each epoch end)")
+    tr.add_argument("--stop-after", type=int, help="stop once this many steps are done (continue with --resume)")
+    tr.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    tr.add_argument("--export", help="head weights file to write at the end (default: OUT/d3s2_head.pt)")
+    tr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    tr.add_argument("--threads", type=int, help="torch CPU threads per process (default on CPU: the process's "
+                                                "share of the cores less --workers, at least 1)")
+    tr.add_argument("--workers", type=int, default=1, help="data-loading processes per training process "
+                                                           "(default: 1; 0 loads in the training process)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -120,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="segtrack: warning: %(message)s")
     command = {"track": cmd_track, "eval": cmd_eval, "score": cmd_score, "bench": cmd_bench, "backends": cmd_backends,
-               "weights": cmd_weights}[args.command]
+               "weights": cmd_weights, "train": cmd_train}[args.command]
     try:
         return command(args)
     except (SegtrackError, OSError, RuntimeError) as exc:
@@ -343,6 +369,22 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print(f"  SiamMask (sharp) checkpoint: {len(state)} tensors, key set and shapes match the model's "
               f"{len(model.state_dict())} entries" + (f" ({absent} num_batches_tracked absent: not needed)"
                                                      if absent else ""))
+    return 0
+
+
+# --- train ------------------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.loop import TrainConfig, train  # the training code loads only for this command
+    from .training.pairs import PairSettings
+
+    val_clips = tuple(n.strip() for n in args.val_clips.split(",") if n.strip())
+    config = TrainConfig(data_root=args.data_root, out=args.out, epochs=args.epochs,
+                         steps_per_epoch=args.steps_per_epoch, batch=args.batch, lr=args.lr, seed=args.seed,
+                         val_clips=val_clips, checkpoint_every=args.checkpoint_every, stop_after=args.stop_after,
+                         resume=args.resume, export=args.export, device=args.device, threads=args.threads,
+                         workers=args.workers, progress=not args.no_progress, pairs=PairSettings(crop=args.crop))
+    train(config, command=["segtrack", *sys.argv[1:]])
     return 0
 
 
