@@ -4,10 +4,10 @@ from .errors import (ConfigError, InvalidFrameError, InvalidTargetError, NotInit
                      SegtrackError, UnknownBackendError)
 from .registry import available_backends, create_tracker, make_config
 from .trackers.base import Tracker
-from .types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
+from .types import Box, MaskTarget, PointsTarget, RotatedBox, Target, TrackResult, TrackState
 
 __all__ = [
     "Box", "ConfigError", "InvalidFrameError", "InvalidTargetError", "MaskTarget", "NotInitializedError",
-    "RotatedBox", "SegtrackError", "Target", "TrackResult", "TrackState", "Tracker", "UnknownBackendError",
+    "PointsTarget", "RotatedBox", "SegtrackError", "Target", "TrackResult", "TrackState", "Tracker", "UnknownBackendError",
     "available_backends", "create_tracker", "make_config",
 ]

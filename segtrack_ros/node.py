@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -53,8 +54,9 @@ STOP_POLL_S = 0.1  # how often the executor loop looks for a SIGINT/SIGTERM
 class SegtrackNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        self._override_errors: list[str] = []  # params-file / -p values of the wrong type (configure fails)
         for name, (default, description) in NODE_PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(
+            self._declare(name, default, ParameterDescriptor(
                 description=f"{description} [{when(name)}]", read_only=name in STARTUP_PARAMETERS))
         self._tracker_parameter_error = self._declare_tracker_parameters()
         self._warn_unknown_overrides()
@@ -89,9 +91,24 @@ class SegtrackNode(LifecycleNode):
         except SegtrackError as exc:
             return str(exc.args[0] if exc.args else exc)
         for info in settings:
-            self.declare_parameter(info.name, info.value, ParameterDescriptor(
-                description=f"{info.help} [{when(info.name)}]"))
+            self._declare(info.name, info.value, ParameterDescriptor(description=f"{info.help} [{when(info.name)}]"))
         return None
+
+    def _declare(self, name: str, default: Any, descriptor: ParameterDescriptor) -> None:
+        """Declare a parameter. A given value of the wrong type would raise here and kill the node: an
+        integer for a float parameter is taken as that float (``1`` for ``1.0``); any other mismatch keeps
+        the default and is reported, and configure refuses to start until it is fixed."""
+        given = self._parameter_overrides.get(name)
+        if given is not None and isinstance(default, float) and given.type_ is Parameter.Type.INTEGER:
+            self._parameter_overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
+        try:
+            self.declare_parameter(name, default, descriptor)
+        except InvalidParameterTypeException:
+            del self._parameter_overrides[name]
+            self.declare_parameter(name, default, descriptor)
+            error = f"parameter {name} must be a {type(default).__name__}, got {given.value!r}"
+            self._override_errors.append(error)
+            self.get_logger().error(error)
 
     def _warn_unknown_overrides(self) -> None:
         """ROS keeps params-file and -p values for undeclared names without a word: name each one."""
@@ -108,8 +125,8 @@ class SegtrackNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = {name: self.get_parameter(name).value for name in NODE_PARAMETERS}
         try:
-            if self._tracker_parameter_error:
-                raise ConfigError(self._tracker_parameter_error)
+            if self._tracker_parameter_error or self._override_errors:
+                raise ConfigError("; ".join(filter(None, [self._tracker_parameter_error, *self._override_errors])))
             for name, value in params.items():  # values given at start never went through _check_parameters
                 error = parameter_error(name, value)
                 if error:

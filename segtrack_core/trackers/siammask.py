@@ -68,7 +68,7 @@ WEIGHTS_HELP = (
     "https://github.com/foolwood/SiamMask (MIT licence): SiamMask_DAVIS.pth and SiamMask_VOT.pth, "
     "downloadable from http://www.robots.ox.ac.uk/~qwang/SiamMask_DAVIS.pth and "
     "http://www.robots.ox.ac.uk/~qwang/SiamMask_VOT.pth. Pass one with --weights PATH (CLI), the 'weights' "
-    "config key or the node's 'weights' parameter; `segtrack weights FILE` checks a file.")
+    "config key or the node's 'tracker.weights' parameter; `segtrack weights FILE` checks a file.")
 
 
 @dataclass
