@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import InvalidFrameError, InvalidTargetError
-from .geometry import clip_box, target_to_mask
+from .geometry import clip_box, clip_rotated_box, target_to_mask
 from .types import Box, MaskTarget, PointsTarget, RotatedBox, Target
 
 MIN_FRAME_SIDE = 16  # backends downscale windows of the frame; thinner frames round sides to 0 pixels
@@ -46,24 +46,6 @@ def _require_pixels(target: Target, image_shape: tuple[int, int]) -> None:
         raise InvalidTargetError(f"{type(target).__name__} {target.as_tuple()} covers no pixel center of the image")
 
 
-def _clip_rotated_box(rbox: RotatedBox, image_shape: tuple[int, int]) -> Optional[RotatedBox]:
-    """The rotated box cut, along its own axes, to the extent of the image (same angle, same pixels
-    inside the image), or None if the two do not overlap."""
-    height, width = image_shape
-    c, s = math.cos(rbox.angle), math.sin(rbox.angle)
-    corners = np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]) - (rbox.cx, rbox.cy)
-    along = corners @ np.array([c, s])
-    across = corners @ np.array([-s, c])
-    u0, u1 = max(-rbox.w / 2, along.min()), min(rbox.w / 2, along.max())
-    v0, v1 = max(-rbox.h / 2, across.min()), min(rbox.h / 2, across.max())
-    if u1 <= u0 or v1 <= v0:
-        return None
-    if (u0, u1, v0, v1) == (-rbox.w / 2, rbox.w / 2, -rbox.h / 2, rbox.h / 2):
-        return rbox
-    du, dv = (u0 + u1) / 2, (v0 + v1) / 2
-    return RotatedBox(rbox.cx + du * c - dv * s, rbox.cy + du * s + dv * c, u1 - u0, v1 - v0, rbox.angle)
-
-
 def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
     """Check a target against an image of shape (H, W); return it, clipped to the image, or raise
     InvalidTargetError.
@@ -76,7 +58,7 @@ def validate_target(target: object, image_shape: tuple[int, int]) -> Target:
     """
     height, width = image_shape
     if isinstance(target, (Box, RotatedBox)):
-        kind, clip = ("box", clip_box) if isinstance(target, Box) else ("rotated box", _clip_rotated_box)
+        kind, clip = ("box", clip_box) if isinstance(target, Box) else ("rotated box", clip_rotated_box)
         given = type(target)(*_finite_floats(target.as_tuple(), kind))
         if given.w <= 0 or given.h <= 0:
             raise InvalidTargetError(f"{kind} must have positive size, got w={given.w}, h={given.h}")
