@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 OUT ?= out
 
-.PHONY: venv ros demo test track-demo eval bench ros-demo ros-bench ros-memory clean
+.PHONY: venv ros demo test track-demo eval bench ros-demo ros-bench ros-memory ros-retarget clean
 
 venv:
 	./scripts/setup_venv.sh
@@ -44,6 +44,10 @@ ros-bench: venv ros
 # The node's resident memory over mixed 640x480 / 720p / 1080p segments: where it levels off.
 ros-memory: venv ros
 	PYTHONPATH=scripts $(PY) -m ros_harness.memory --out $(OUT)/ros_memory.json
+
+# ~/set_target every 12 frames while boat1 plays at 10 fps: answer time, and tracking meanwhile.
+ros-retarget: venv ros
+	PYTHONPATH=scripts $(PY) -m ros_harness.retarget --out $(OUT)/ros_retarget.json
 
 clean:
 	rm -rf $(VENV) $(OUT) build install log
