@@ -10,11 +10,11 @@ repeats from one round to the next means no leak; its height is the node's memor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
+from . import save_figures
 from .bench import DEFAULT_SEQUENCE, scaled_sequence
 
 
@@ -65,10 +65,7 @@ def main() -> None:
     parser.add_argument("--backend", default="d3s2")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    result = run(args)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    save_figures(args.out, run(args))
 
 
 if __name__ == "__main__":

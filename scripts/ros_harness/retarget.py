@@ -11,7 +11,6 @@ published while it waited (tracking the current target). Prints the median answe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import threading
@@ -23,6 +22,7 @@ import cv2
 from segtrack_core.evaluation.datasets import VotSequence, default_data_root
 from segtrack_core.types import Box
 
+from . import save_figures
 from .demo import polygon_box
 
 DEFAULT_SEQUENCE = default_data_root() / "boxes" / "boat1"
@@ -89,10 +89,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=12, help="frames between calls")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    result = run(args)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    save_figures(args.out, run(args))
 
 
 if __name__ == "__main__":
