@@ -15,6 +15,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["segtrack_core", "segtrack_core.*", "segtrack_ros", "segtrack_ros.*"]),
+    # The trained D3S2 pathways (docs/training.md: data, licences, command) ship with the library.
+    package_data={"segtrack_core": ["weights/*.pt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/segtrack"]),
         ("share/segtrack", ["package.xml"]),

@@ -19,7 +19,7 @@ from segtrack_core.models.gim import GeometricallyInvariantModel
 from segtrack_core.models.refine import fuse, guided_filter
 from segtrack_core.trackers.d3s2.box_init import box_init_mask, extends_toward_box
 from segtrack_core.trackers.d3s2.config import BoxInitConfig
-from segtrack_core.trackers.d3s2.tracker import INSCRIBED_SIGMA
+from segtrack_core.trackers.d3s2.segmentation import INSCRIBED_SIGMA
 from segtrack_core.types import Box
 
 
@@ -149,8 +149,7 @@ def test_only_targets_smaller_than_small_target_side_get_a_core_weight(tracker):
     side = segmentation.small_target_side
 
     def weight(w, h):
-        state = type("State", (), {"size": (w, h)})()
-        return tracker._core_weight(state)
+        return tracker.head.core_weight((w, h))
 
     assert weight(side, side) == 0.0 and weight(4 * side, side / 2) == 0.0
     assert 0.0 < weight(side, side / 2) < weight(side / 2, side / 2) <= segmentation.max_core_weight

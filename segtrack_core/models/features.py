@@ -107,13 +107,13 @@ class DescriptorExtractor:
         return self.raw_batch(crop_bgr[None])[0]
 
     @torch.inference_mode()
+    def features(self, crops_bgr: np.ndarray, strides: tuple[int, ...] = (8, 16)) -> dict[int, torch.Tensor]:
+        """Backbone features of N same-sized crops (N, H, W, 3) in one pass: {stride: (N, C, H/s, W/s)}."""
+        return {k: v.float() for k, v in self.backbone.features(self._to_tensor(crops_bgr), strides=strides).items()}
+
     def raw_batch(self, crops_bgr: np.ndarray) -> torch.Tensor:
         """``raw`` of N same-sized crops (N, H, W, 3) in one backbone pass: (N, C_in, H/8, W/8)."""
-        feats = self.backbone.features(self._to_tensor(crops_bgr), strides=(8, 16))
-        f8 = F.normalize(feats[8].float(), dim=1)
-        f16 = F.interpolate(feats[16].float(), size=f8.shape[-2:], mode="bilinear", align_corners=False)
-        f16 = F.normalize(f16, dim=1)
-        return torch.cat([f8, f16], dim=1).contiguous()
+        return raw_descriptor(self.features(crops_bgr))
 
     def fit_projection(self, raw: torch.Tensor) -> Projection:
         """PCA of the first frame's raw features."""
@@ -121,6 +121,13 @@ class DescriptorExtractor:
         mean = vectors.mean(dim=0)
         _, _, vh = torch.linalg.svd(vectors - mean, full_matrices=False)
         return Projection(mean, vh[: self.feature_dim].t().contiguous())
+
+
+def raw_descriptor(features: dict[int, torch.Tensor]) -> torch.Tensor:
+    """Concatenated, per-level normalised stride-8 and upsampled stride-16 features (N, C_in, H/8, W/8)."""
+    f8 = F.normalize(features[8], dim=1)
+    f16 = F.interpolate(features[16], size=f8.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.cat([f8, F.normalize(f16, dim=1)], dim=1).contiguous()
 
 
 def project(raw: torch.Tensor, projection: Projection) -> torch.Tensor:

@@ -51,6 +51,10 @@ class GimConfig:
 
 @dataclass
 class SegmentationConfig:
+    head: str = setting("handmade", "mask head: learned (the offline-trained GIM and refinement pathways, "
+                                    "nets.d3s2_head) or handmade (fusion, colour posterior, guided filter)")
+    head_weights: str = setting("", "learned head's weights file; empty = the shipped d3s2_head.pt")
+    keep_components: bool = setting(True, "learned head: keep only the mask components that touch the tracked box")
     fusion_temperature: float = setting(0.1, "on the foreground-minus-background similarity")
     location_weight: float = setting(2.0, "weight of the GEM location channel in the fused logit")
     location_sigma: float = setting(0.5, "location channel standard deviation / target size")
@@ -70,6 +74,8 @@ class SegmentationConfig:
     mask_threshold: float = setting(0.6, "on the refined probability; above 0.5 trims the coarse halo")
 
     def __post_init__(self) -> None:
+        if self.head not in ("handmade", "learned"):
+            raise ConfigError(f"segmentation.head must be handmade or learned, got {self.head!r}")
         if self.small_target_side < 0 or self.max_core_weight < 0:
             raise ConfigError("small_target_side and max_core_weight must be >= 0")
 

@@ -21,7 +21,7 @@ class D3S2State:
     projection: Projection  # PCA of the first frame's features
     gem: DiscriminativeFilter
     gim: GeometricallyInvariantModel
-    color: ColorModel
+    color: ColorModel | None  # the hand-made mask head's colour histograms
     center: tuple[float, float]
     size: tuple[float, float]  # inherent target size (w, h)
     fill_ratio: float = 1.0  # mask area / (w * h) of the inherent size

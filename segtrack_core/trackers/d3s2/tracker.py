@@ -3,44 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 
 from ...geometry import box_to_rotated_box, mask_to_box, mask_to_rotated_box, rotated_box_to_box, target_to_mask
-from ...models.dcf import Peak, find_peak, gaussian_label, label_sigma, location_channel
-from ...models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion, project
+from ...models.dcf import Peak, find_peak, gaussian_label, label_sigma
+from ...models.features import DESCRIPTOR_STRIDE, DescriptorExtractor, SearchRegion, project, raw_descriptor
 from ...models.gem import DiscriminativeFilter, second_peak
-from ...models.gim import GeometricallyInvariantModel
-from ...models.motion import grid_points, median_flow, motion_evidence
-from ...models.refine import ColorModel, fuse, guided_filter, keep_target_components, logit
+from ...models.motion import grid_points, median_flow
 from ...nets.efficientnet_lite import load_backbone
 from ...runtime import start_runtime
 from ...stopwatch import Stopwatch
 from ...types import Box, MaskTarget, RotatedBox, Target, TrackResult, TrackState
 from ..base import Tracker
-from .box_init import bootstrap_memories, box_init_mask, initial_cells, least_background_like
+from .box_init import least_background_like
 from .config import D3S2Config
+from .segmentation import MASK_HEADS, MaskHead, Motion, Placement, Segmentation, View, cell_coverage
 from .state import D3S2State, box_fits
-
-
-# A location channel of this sigma (per target size) is 0.5 on the ellipse inscribed in the target's box.
-INSCRIBED_SIGMA = 0.5 / math.sqrt(2.0 * math.log(2.0))
-
-
-class _Segmentation(NamedTuple):
-    mask: np.ndarray  # full-resolution bool
-    window: tuple[int, int, int, int]  # (x0, y0, x1, y1): the mask is empty outside it
-    mean_probability: float  # mean refined probability over the mask
-    bg_similarity: torch.Tensor  # GIM background-similarity channel of the search region
-
-
-class _Motion(NamedTuple):
-    """This frame's motion; the last frame and the target's mask on it are in the state."""
-    gray: np.ndarray
-    displacement: tuple[float, float]  # the target's, since the last frame (median flow)
 
 
 class D3S2Tracker(Tracker):
@@ -53,8 +34,8 @@ class D3S2Tracker(Tracker):
         backbone = load_backbone(config.features.backbone, config.features.weights or None)
         self.extractor = DescriptorExtractor(backbone, config.features.feature_dim, self._device,
                                              config.runtime.half)
+        self.head: MaskHead = MASK_HEADS[config.segmentation.head](config, self._device)
         self._state: D3S2State | None = None
-        self._dense_flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
 
     @property
     def device(self) -> str:
@@ -93,26 +74,25 @@ class D3S2Tracker(Tracker):
         return (s.size[0] * region.scale / DESCRIPTOR_STRIDE, s.size[1] * region.scale / DESCRIPTOR_STRIDE)
 
     def _coverage(self, mask: np.ndarray, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
-        """Fraction of each descriptor cell covered by the full-resolution ``mask``."""
-        crop = region.crop(mask.astype(np.float32))
-        cells = cv2.resize(crop, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(cells).to(self._device)
+        return cell_coverage(mask, region, grid, self._device)
 
     def _label(self, s: D3S2State, region: SearchRegion, grid: tuple[int, int]) -> torch.Tensor:
         center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
         sigma = label_sigma(self._size_cells(s, region), self.config.gem.label_sigma)
         return gaussian_label(grid[0], grid[1], center, sigma, self._device)
 
-    @staticmethod
-    def _window(s: D3S2State, center: tuple[float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
-        """Image window (x0, y0, x1, y1) of twice the target size around ``center``, clipped."""
-        (cx, cy), (w, h) = center, s.size
-        x0, y0 = int(max(0, math.floor(cx - w))), int(max(0, math.floor(cy - h)))
-        x1, y1 = int(min(shape[1], math.ceil(cx + w))), int(min(shape[0], math.ceil(cy + h)))
-        return x0, y0, x1, y1
-
     def _describe(self, s: D3S2State, frame: np.ndarray, region: SearchRegion) -> torch.Tensor:
         return project(self.extractor.raw(region.crop(frame)), s.projection)
+
+    def _view(self, s: D3S2State, frame: np.ndarray, region: SearchRegion) -> View:
+        return self._view_of(region, self._features(frame, region), s.projection)
+
+    def _features(self, frame: np.ndarray, region: SearchRegion) -> dict:
+        return self.extractor.features(region.crop(frame)[None], self.head.strides)
+
+    def _view_of(self, region: SearchRegion, features: dict, projection) -> View:
+        descriptor = project(raw_descriptor(features)[0], projection)
+        return View(region, features, descriptor, self.head.memory_features(features, descriptor))
 
     def _flow(self, s: D3S2State, gray: np.ndarray) -> tuple[float, float] | None:
         """The target's displacement since the last frame: median flow of its last mask's pixels, computed
@@ -146,96 +126,6 @@ class D3S2Tracker(Tracker):
         cell = (min(int(round(peak.y)), height - 1), min(int(round(peak.x)), width - 1))
         return Peak(peak.x, peak.y, peak.value + float(penalty[cell]))
 
-    def _core_weight(self, s: D3S2State) -> float:
-        """How hard a small target's box ellipse is pressed to the foreground: the base location weight times
-        how many times the target's area falls short of a ``small_target_side`` square's, less one."""
-        cfg = self.config.segmentation
-        shortfall = cfg.small_target_side ** 2 / (s.size[0] * s.size[1]) - 1.0
-        return min(cfg.location_weight * max(shortfall, 0.0), cfg.max_core_weight)
-
-    # ---------------------------------------------------------------- core pass
-    def _segment(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
-                 peak_cell: tuple[float, float], location_weight: float, watch: Stopwatch,
-                 core_weight: float = 0.0, motion: _Motion | None = None) -> _Segmentation:
-        """Fused coarse probability -> refined full-resolution mask around ``peak_cell``."""
-        cfg = self.config.segmentation
-        with watch.stage("gim"):
-            grid = descriptor.shape[-2:]
-            size_cells = self._size_cells(s, region)
-            location = location_channel(grid[0], grid[1], peak_cell, size_cells, cfg.location_sigma, self._device)
-            core = None
-            if core_weight > 0:
-                core = location_channel(grid[0], grid[1], peak_cell, size_cells, INSCRIBED_SIGMA, self._device)
-            fg, bg = s.gim.channels(descriptor)
-            coarse = fuse(fg, bg, location, cfg.fusion_temperature, location_weight, cfg.fusion_bias, core,
-                          core_weight)
-            coarse = coarse.float().cpu().numpy()
-
-        with watch.stage("refine"):
-            height, width = frame.shape[:2]
-            px, py = region.cell_to_image(peak_cell[0], peak_cell[1], DESCRIPTOR_STRIDE)
-            w, h = s.size
-            x0, y0, x1, y1 = self._window(s, (px, py), frame.shape[:2])
-            mask = np.zeros((height, width), dtype=bool)
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                return _Segmentation(mask, (x0, y0, x1, y1), 0.0, bg)
-            factor = min(1.0, cfg.refine_max_side / max(x1 - x0, y1 - y0))
-            rw, rh = max(2, int(round((x1 - x0) * factor))), max(2, int(round((y1 - y0) * factor)))
-            fx, fy = (x1 - x0) / rw, (y1 - y0) / rh  # window pixels per refinement pixel
-            matrix = region.resampled_window_to_cell_matrix(x0, y0, fx, fy, DESCRIPTOR_STRIDE)
-            probability = cv2.warpAffine(coarse, matrix, (rw, rh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-            window = frame[y0:y1, x0:x1]
-            guide = cv2.resize(window, (rw, rh), interpolation=cv2.INTER_AREA) if factor < 1 else window
-            color = s.color.posterior(guide)
-            evidence = logit(probability) + cfg.color_weight * logit(color)
-            # The tracked box in the window: the mask's components must touch it, motion outside it is the
-            # surroundings'.
-            anchor = np.zeros((y1 - y0, x1 - x0), bool)
-            ax0, ay0 = int(max(0, px - 0.5 * w - x0)), int(max(0, py - 0.5 * h - y0))
-            ax1, ay1 = int(max(0, px + 0.5 * w - x0 + 1)), int(max(0, py + 0.5 * h - y0 + 1))
-            anchor[ay0:ay1, ax0:ax1] = True
-            if motion is not None:
-                moved = self._motion_evidence(s, motion, (x0, y0, x1, y1), (rw, rh), anchor)
-                if moved is not None:
-                    evidence = evidence + self.config.motion.segment_weight * moved
-            probability = 1.0 / (1.0 + np.exp(-evidence))
-            radius = max(1, int(round(cfg.refine_radius * math.sqrt(w * h) / max(fx, fy))))
-            refined = guided_filter(guide.astype(np.float32) / 255.0, probability, radius, cfg.refine_eps)
-            if factor < 1:
-                refined = cv2.resize(refined, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-            window_mask = refined > cfg.mask_threshold
-            window_mask = keep_target_components(window_mask, anchor)
-            mask[y0:y1, x0:x1] = window_mask
-            mean_probability = float(refined[window_mask].mean()) if window_mask.any() else 0.0
-        return _Segmentation(mask, (x0, y0, x1, y1), mean_probability, bg)
-
-    def _motion_evidence(self, s: D3S2State, motion: _Motion, window: tuple[int, int, int, int],
-                         size: tuple[int, int], anchor: np.ndarray) -> np.ndarray | None:
-        """Dense-flow evidence (models.motion.motion_evidence) on the refinement window resampled to ``size``."""
-        x0, y0, x1, y1 = window
-        cfg = self.config.motion
-
-        def resampled(image: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-
-        previous, current = resampled(s.previous_gray[y0:y1, x0:x1]), resampled(motion.gray[y0:y1, x0:x1])
-        fx, fy = (x1 - x0) / size[0], (y1 - y0) / size[1]
-        # Backward flow gives every current pixel where it came from: its motion is the opposite.
-        flow = -self._dense_flow.calc(current, previous, None)
-        displacement = (motion.displacement[0] / fx, motion.displacement[1] / fy)
-        shift = np.float32([[1, 0, displacement[0]], [0, 1, displacement[1]]])
-        last_mask = resampled(s.previous_mask[y0:y1, x0:x1].astype(np.float32))
-        target = cv2.warpAffine(last_mask, shift, size) > 0.5
-        background = resampled(anchor.astype(np.float32)) < 0.5
-        return motion_evidence(flow, displacement, target, background, cfg.segment_separation / max(fx, fy),
-                               cfg.segment_agreement)
-
-    def _learn_colors(self, s: D3S2State, frame: np.ndarray, mask: np.ndarray, update: bool) -> None:
-        x0, y0, x1, y1 = self._window(s, s.center, frame.shape[:2])
-        window, fg = frame[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-        (s.color.update if update else s.color.initialize)(window, fg, ~fg)
-
     # ---------------------------------------------------------------- initialisation
     def _initialize(self, frame: np.ndarray, target: Target) -> D3S2State:
         cfg = self.config
@@ -250,40 +140,20 @@ class D3S2Tracker(Tracker):
         # Everything is built into a new state (adopted by the caller): the current target is untouched.
         size = (max(box.w, cfg.box_init.min_size), max(box.h, cfg.box_init.min_size))
         region = self._search_region(box.center, size)
-        raw = self.extractor.raw(region.crop(frame))
-        s = D3S2State(
-            projection=self.extractor.fit_projection(raw), gem=DiscriminativeFilter(cfg.gem),
-            gim=GeometricallyInvariantModel(cfg.gim.fg_capacity, cfg.gim.bg_capacity, cfg.gim.top_k),
-            color=ColorModel(cfg.segmentation.color_bins, cfg.segmentation.color_learning_rate),
-            center=box.center, size=size)
-        descriptor = project(raw, s.projection)
-        grid = descriptor.shape[-2:]
-        self._initialize_gem(s, frame, region, descriptor)
-
-        if isinstance(target, MaskTarget) or min(box.w, box.h) < cfg.box_init.small_box_side:
-            # A mask as given; a box too small for GrabCut and coarse features to cut is its own best mask.
+        features = self._features(frame, region)
+        projection = self.extractor.fit_projection(raw_descriptor(features)[0])
+        gim, color = self.head.new_state_parts()
+        s = D3S2State(projection=projection, gem=DiscriminativeFilter(cfg.gem), gim=gim, color=color,
+                      center=box.center, size=size)
+        view = self._view_of(region, features, projection)
+        grid = view.descriptor.shape[-2:]
+        self._initialize_gem(s, frame, region, view.descriptor)
+        if isinstance(target, MaskTarget):
             mask = proxy
         else:
-            # The passes look closer than tracking does: cells of a tighter region resolve the background
-            # the object encloses or casts. It holds the whole box however elongated.
-            side = max(cfg.box_init.search_scale * math.sqrt(size[0] * size[1]), max(size))
-            fine = SearchRegion(box.center[0], box.center[1], side, cfg.features.input_size)
-            fine_descriptor = self._describe(s, frame, fine)
-            fine_grid = fine_descriptor.shape[-2:]
-            fine_center = fine.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
-            box_cells = self._coverage(proxy, fine, fine_grid)
-
-            def refine_pass(mask: np.ndarray) -> np.ndarray:
-                bootstrap_memories(s.gim, fine_descriptor, self._coverage(mask, fine, fine_grid), box_cells,
-                                   cfg.box_init, cfg.gim)
-                self._learn_colors(s, frame, mask, update=False)
-                # Without the location prior: the box center is not necessarily on the object.
-                return self._segment(s, frame, fine, fine_descriptor, fine_center, 0.0, Stopwatch()).mask
-
-            mask = box_init_mask(frame, box, proxy, cfg.box_init, refine_pass)
-        coverage = self._coverage(mask, region, grid)
-        s.gim.initialize(descriptor, *initial_cells(coverage, cfg.gim))
-        self._learn_colors(s, frame, mask, update=False)
+            mask = self.head.initial_mask(frame, box, proxy, view, s, lambda r: self._view(s, frame, r))
+        s.gim.initialize(view.memory_features, *self.head.initial_cells(self._coverage(mask, region, grid)))
+        self.head.learn(s, frame, mask, update=False)
         measured = mask
         if isinstance(target, MaskTarget):
             # A given mask may hold parts the tracker's masks never will (legs, a tail: thinner than its
@@ -291,8 +161,7 @@ class D3S2Tracker(Tracker):
             # what later masks are measured against, and they do not measure the size (as for a box init
             # whose mask found only part of the box).
             center = region.image_to_cell(s.center[0], s.center[1], DESCRIPTOR_STRIDE)
-            own = self._segment(s, frame, region, descriptor, center, cfg.segmentation.location_weight,
-                                Stopwatch(), self._core_weight(s)).mask
+            own = self.head.segment(frame, view, Placement(center, s.size), s, Stopwatch()).mask
             own_area = own.sum()
             if own_area > 0 and (own & mask).sum() > 0.5 * own_area:  # else not a view of the given target
                 own_box, given_box = mask_to_box(own), mask_to_box(mask)
@@ -347,25 +216,24 @@ class D3S2Tracker(Tracker):
                         min(max(s.center[1] + dy, 0.0), float(height)))
         region = self._region(s)
         with watch.stage("features"):
-            descriptor = self._describe(s, frame, region)
+            view = self._view(s, frame, region)
         with watch.stage("gem"):
-            response = s.gem.response(descriptor)
+            response = s.gem.response(view.descriptor)
             # The flow of a tracked mask is the target's; that of an uncertain one may be an occluder's.
             peak = self._locate(s, region, response, flow is not None and s.state is TrackState.TRACKING)
 
         motion = None
         if flow is not None and cfg.motion.segment_weight > 0 and min(s.size) >= cfg.motion.segment_min_side:
-            motion = _Motion(gray, flow)
-        segmentation = self._segment(s, frame, region, descriptor, (peak.x, peak.y),
-                                     cfg.segmentation.location_weight, watch, self._core_weight(s), motion)
+            motion = Motion(gray, flow)
+        segmentation = self.head.segment(frame, view, Placement((peak.x, peak.y), s.size), s, watch, motion)
         with watch.stage("update"):
-            result = self._conclude(s, frame, region, descriptor, response, peak, segmentation, previous_center)
+            result = self._conclude(s, frame, region, view, response, peak, segmentation, previous_center)
         s.previous_gray, s.previous_mask = gray, result.mask
         result.timings = watch.finish()
         return result
 
-    def _conclude(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, descriptor: torch.Tensor,
-                  response: torch.Tensor, peak, segmentation: _Segmentation,
+    def _conclude(self, s: D3S2State, frame: np.ndarray, region: SearchRegion, view: View,
+                  response: torch.Tensor, peak, segmentation: Segmentation,
                   previous_center: tuple[float, float]) -> TrackResult:
         """Score and state of the frame, the new target geometry, model updates and the reported boxes;
         ``s.center`` is still the predicted position the search region was centred on."""
@@ -445,7 +313,7 @@ class D3S2Tracker(Tracker):
             # A second peak close to the first is a look-alike: the GEM learns this frame as a hard negative.
             distractor = second_peak(response, (peak.x, peak.y), self._size_cells(s, region)) > (
                 cfg.gem.distractor_ratio * peak.value)
-            self._update_models(s, frame, mask, descriptor, region, segmentation.bg_similarity, distractor)
+            self._update_models(s, frame, mask, view, region, segmentation.bg_similarity, distractor)
             rate = cfg.gem.peak_reference_rate
             s.peak_reference = (1 - rate) * s.peak_reference + rate * peak.value
         # The mask's box is the object's box only if the mask covered the object on the first frame.
@@ -458,13 +326,14 @@ class D3S2Tracker(Tracker):
             rotated = box_to_rotated_box(box)
         return TrackResult(mask, score, box, rotated, state)
 
-    def _update_models(self, s: D3S2State, frame: np.ndarray, mask: np.ndarray, descriptor: torch.Tensor,
+    def _update_models(self, s: D3S2State, frame: np.ndarray, mask: np.ndarray, view: View,
                        region: SearchRegion, bg_similarity: torch.Tensor, distractor: bool) -> None:
         gim = self.config.gim
+        descriptor = view.descriptor
         grid = descriptor.shape[-2:]
         coverage = self._coverage(mask, region, grid)
         fg_cells = least_background_like(coverage >= gim.update_fg_coverage, bg_similarity, gim.update_keep)
-        s.gim.update(descriptor, fg_cells, coverage <= gim.update_bg_coverage)
-        self._learn_colors(s, frame, mask, update=True)
+        s.gim.update(view.memory_features, fg_cells, coverage <= gim.update_bg_coverage)
+        self.head.learn(s, frame, mask, update=True)
         # The GEM learns on the region the descriptor came from, with the label at the new center.
         s.gem.update(descriptor, self._label(s, region, grid), hard_negative=distractor)

@@ -1,0 +1,69 @@
+"""The shipped D3S2 pathways: they load strictly, tell a target from a look-alike by the first-frame
+memories alone, and segment inside the tracker."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from segtrack_core.errors import CheckpointError
+from segtrack_core.nets.d3s2_head import HeadConfig, backbone_features, crops_to_input, load_head, prepare_backbone
+from segtrack_core.nets.efficientnet_lite import load_backbone
+from segtrack_core.trackers.d3s2.segmentation import SHIPPED_HEAD
+
+SIDE = 256
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return prepare_backbone(load_backbone("lite0", None))
+
+
+@pytest.fixture(scope="module")
+def head():
+    return load_head(SHIPPED_HEAD)
+
+
+def test_shipped_weights_load_strictly_and_a_truncated_copy_is_refused(tmp_path):
+    state = torch.load(SHIPPED_HEAD, map_location="cpu", weights_only=True)
+    head = load_head(SHIPPED_HEAD)
+    assert head.config == HeadConfig(**state["__config__"])
+    assert all(torch.equal(v, state[k]) for k, v in head.state_dict().items())
+    del state["fine.weight"]
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    with pytest.raises(CheckpointError, match="fine.weight"):
+        load_head(broken)
+
+
+def _discs(left_colour, right_colour):
+    """A noisy grey crop with two same-sized discs side by side; their masks (left, right)."""
+    rng = np.random.default_rng(0)
+    image = np.repeat(rng.integers(90, 160, (SIDE, SIDE, 1)), 3, axis=2).astype(np.uint8)
+    masks = []
+    for x, colour in ((88, left_colour), (168, right_colour)):
+        mask = np.zeros((SIDE, SIDE), np.uint8)
+        cv2.circle(mask, (x, 128), 30, 1, -1)
+        image[mask > 0] = colour
+        masks.append(mask > 0)
+    return image, masks
+
+
+def test_the_first_frame_memories_alone_tell_the_target_from_a_look_alike(backbone, head):
+    red, blue = (40, 40, 220), (220, 60, 40)
+    reference, (red_ref, blue_ref) = _discs(red, blue)
+    test, (blue_now, red_now) = _discs(blue, red)  # the discs swapped places
+    grid = SIDE // 8
+    yy, xx = np.mgrid[0:grid, 0:grid]
+    # A location channel centred between the discs, as wide as both: it cannot say which one is the target.
+    location = torch.from_numpy(np.exp(-((xx - 15.5) ** 2 + (yy - 15.5) ** 2) / (2 * 8.0 ** 2)).astype(np.float32))
+    with torch.no_grad():
+        ref_feats = backbone_features(backbone, crops_to_input(reference[None]))
+        test_feats = backbone_features(backbone, crops_to_input(test[None]))
+        for target_ref, target_now, other_now in ((red_ref, red_now, blue_now), (blue_ref, blue_now, red_now)):
+            coverage = cv2.resize(target_ref.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
+            logits = head(ref_feats, torch.from_numpy(coverage)[None], test_feats, location[None])
+            probability = torch.sigmoid(logits)[0, 0].numpy()
+            assert probability[target_now].mean() > 0.8
+            assert probability[other_now].mean() < 0.2
+            assert probability[~(target_now | other_now)].mean() < 0.1
