@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+import segtrack_core as st
 from segtrack_core.errors import CheckpointError
 from segtrack_core.nets.d3s2_head import HeadConfig, backbone_features, crops_to_input, load_head, prepare_backbone
 from segtrack_core.nets.efficientnet_lite import load_backbone
+from segtrack_core.geometry import mask_to_box
+from segtrack_core.metrics import region_similarity
 from segtrack_core.trackers.d3s2.segmentation import SHIPPED_HEAD
 
 SIDE = 256
@@ -67,3 +70,22 @@ def test_the_first_frame_memories_alone_tell_the_target_from_a_look_alike(backbo
             assert probability[target_now].mean() > 0.8
             assert probability[other_now].mean() < 0.2
             assert probability[~(target_now | other_now)].mean() < 0.1
+
+
+@pytest.fixture(scope="module")
+def learned_tracker():
+    return st.create_tracker("d3s2", {"segmentation": {"head": "learned"}}, runtime={"device": "cpu"})
+
+
+def test_the_learned_head_initialises_from_a_box_and_tracks(learned_tracker, load_davis_frames):
+    """car-shadow from its first box: the first mask from box memories (J 0.82 measured) and the next 11
+    frames (mean J 0.85 measured) stay above floors."""
+    frames, masks = load_davis_frames("car-shadow", 12)
+    learned_tracker.initialize(frames[0], mask_to_box(masks[0]))
+    assert region_similarity(learned_tracker._state.previous_mask, masks[0]) > 0.75
+    scores = []
+    for frame, truth in zip(frames[1:], masks[1:]):
+        result = learned_tracker.track(frame)
+        assert result.state is st.TrackState.TRACKING
+        scores.append(region_similarity(result.mask, truth))
+    assert np.mean(scores) >= 0.75, scores
