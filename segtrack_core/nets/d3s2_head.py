@@ -281,6 +281,15 @@ def save_head(head: SegmentationHead, path: Union[str, Path]) -> Path:
     return path
 
 
+def is_head_file(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is a readable weights file with a ``__config__`` entry (written by ``save_head``)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not ours to diagnose: the caller's own loader reports it
+        return False
+    return isinstance(state, Mapping) and CONFIG_KEY in state
+
+
 def load_head(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> SegmentationHead:
     """A head from a weights file written by ``save_head``, strictly checked, in eval mode.
 

@@ -21,8 +21,14 @@
   frame, as in D3S2; a box too small to cut (shorter side under ``small_box_side``) is its own mask.
 - While lost, the GEM scans a larger region at the same feature scale.
 
-The package: ``config`` (settings by part), ``state`` (one target's state), ``box_init`` (initialisation
-from a box), ``tracker`` (the algorithm).
+The segmentation step (GIM memories, box initialisation's first mask, each frame's mask) is a component,
+``segmentation.MaskHead``: the default ``handmade`` head does all of the above without offline training; the
+``learned`` head (``segmentation.head: learned``, parameter set ``d3s2/learned``) is D3S2's offline-trained
+GIM feature adjustment and refinement pathway (``nets.d3s2_head``, trained by ``segtrack train``), with box
+initialisation from memories of the box.
+
+The package: ``config`` (settings by part), ``state`` (one target's state), ``segmentation`` (the mask
+heads), ``box_init`` (the hand-made head's initialisation from a box), ``tracker`` (the algorithm).
 """
 
 from .config import D3S2Config

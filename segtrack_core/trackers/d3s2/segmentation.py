@@ -35,6 +35,10 @@ from .config import D3S2Config
 from .state import D3S2State
 
 SHIPPED_HEAD = Path(__file__).resolve().parents[2] / "weights" / "d3s2_head.pt"
+SHIPPED_HEAD_ORIGIN = ("trained by segtrack (`segtrack train`, docs/training.md) on DAVIS-2016/2017 train clips "
+                       "(CC BY-NC 4.0: non-commercial use only), COCO subsets (CC BY 4.0 annotations, Flickr image "
+                       "licences) and a people-photo set; sha256 96556a1b8a2a820a86d13f5493f0fa91734fbd87ddd9a8"
+                       "51fe32d484f151b7d9")
 # Logit of the crop's outside: the head says nothing there, so it is background.
 OUTSIDE_LOGIT = -20.0
 # A location channel of this sigma (per target size) is 0.5 on the ellipse inscribed in the target's box.
