@@ -9,6 +9,7 @@ exits with status 2; ``--traceback`` shows the full trace instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from .bag import BagFrameSource, is_bag
 from .errors import SegtrackError
-from .config import describe
+from .config import describe, load_yaml
 from .evaluation.datasets import LAYOUT_NAMES, default_data_root, discover_sequences
 from .training.datasets import DEFAULT_VAL_CLIPS
 from .evaluation.protocols import INIT_MODES
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--workers", type=int, default=1, help="data-loading processes per training process "
                                                            "(default: 1; 0 loads in the training process)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--settings", help="YAML file with `pairs:` (sampling and augmentation) and `head:` (network "
+                                       "size) sections; only what differs from the defaults (docs/training.md)")
     return parser
 
 
@@ -384,15 +387,16 @@ def cmd_weights(args: argparse.Namespace) -> int:
 # --- train ------------------------------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.loop import TrainConfig, train  # the training code loads only for this command
-    from .training.pairs import PairSettings
+    from .training.loop import TrainConfig, TrainSettings, train  # the training code loads only for this command
 
     val_clips = tuple(n.strip() for n in args.val_clips.split(",") if n.strip())
+    settings = load_yaml(TrainSettings, args.settings) if args.settings else TrainSettings()
+    pairs = dataclasses.replace(settings.pairs, crop=args.crop)
     config = TrainConfig(data_root=args.data_root, out=args.out, epochs=args.epochs,
                          steps_per_epoch=args.steps_per_epoch, batch=args.batch, lr=args.lr, seed=args.seed,
                          val_clips=val_clips, checkpoint_every=args.checkpoint_every, stop_after=args.stop_after,
                          resume=args.resume, export=args.export, device=args.device, threads=args.threads,
-                         workers=args.workers, progress=not args.no_progress, pairs=PairSettings(crop=args.crop))
+                         workers=args.workers, progress=not args.no_progress, pairs=pairs, head=settings.head)
     train(config, command=["segtrack", *sys.argv[1:]])
     return 0
 

@@ -196,6 +196,22 @@ def test_cli_train_rejects_missing_and_empty_data_roots(tmp_path, capsys):
     assert "no training sets" in capsys.readouterr().err
 
 
+def test_cli_train_takes_pair_and_head_settings_from_a_yaml_file(data_root, tmp_path, capsys):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("pairs:\n  box_share: 0.5\nhead:\n  channels8: 16\n  key_dim: 32\n")
+    code = main(["train", str(data_root), "--out", str(tmp_path / "run"), "--settings", str(settings), "--crop", "64",
+                 "--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--val-clips", "valclip", "--workers", "0",
+                 "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    head = load_head(tmp_path / "run" / "d3s2_head.pt")
+    assert (head.config.channels8, head.config.key_dim, head.config.channels4) == (16, 32, HeadConfig().channels4)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["config"]["pairs"]["box_share"] == 0.5 and report["config"]["pairs"]["crop"] == 64
+    settings.write_text("head:\n  channels9: 16\n")
+    assert main(["train", str(data_root), "--out", str(tmp_path / "bad"), "--settings", str(settings)]) == 2
+    assert "channels9" in capsys.readouterr().err
+
+
 # --- training ---------------------------------------------------------------------------------------
 
 def test_loss_falls_below_the_prior(data_root, tmp_path):

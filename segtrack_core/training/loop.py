@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..config import section
 from ..errors import CheckpointError, ConfigError
 from ..nets.d3s2_head import (HeadConfig, SegmentationHead, backbone_features, crops_to_input, head_config_dict,
                               prepare_backbone, save_head)
@@ -39,6 +40,13 @@ from .pairs import Batch, Pair, PairSampler, PairSettings, collate, validation_p
 CHECKPOINT_FORMAT = "segtrack.d3s2_head_training/1"
 # Settings a resumed run must share with the run it continues for its batches and steps to be the same.
 _RESUME_FIXED = ("seed", "batch", "steps_per_epoch", "pairs", "head", "world_size", "data_root", "val_clips")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What `segtrack train --settings FILE` sets: the pairs' sampling and augmentation, the network's size."""
+    pairs: PairSettings = section(PairSettings, "training pairs: geometry, sampling, augmentation")
+    head: HeadConfig = section(HeadConfig, "the head's sizes and initial values")
 
 
 @dataclass
