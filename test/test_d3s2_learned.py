@@ -102,3 +102,13 @@ def test_segtrack_weights_lists_and_checks_the_shipped_head(capsys):
     code, out, err = run_cli(capsys, "weights", SHIPPED_HEAD)
     assert code == 0, err
     assert sha256 in out and "55091 parameters, key set and shapes match" in out
+
+
+def test_a_box_smaller_than_the_training_targets_is_its_own_first_mask(learned_tracker, load_davis_frames):
+    """The head never saw targets under 12 px (training's min_target): below small_box_side the box is the
+    first mask, as for the hand-made head (its own first mask lost wheel and wakeboard10 on the dev set)."""
+    frames, _ = load_davis_frames("car-shadow", 1)
+    learned_tracker.initialize(frames[0], st.Box(400, 150, 12, 10))
+    assert learned_tracker._state.fill_ratio == pytest.approx(1.0)
+    learned_tracker.initialize(frames[0], st.Box(313, 88, 342, 194))  # the car: the head cuts it
+    assert learned_tracker._state.fill_ratio < 0.95

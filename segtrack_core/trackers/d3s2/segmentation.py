@@ -293,6 +293,8 @@ class LearnedMaskHead:
     def initial_mask(self, frame: np.ndarray, box: Box, box_pixels: np.ndarray, view: View, s: D3S2State,
                      look: Look) -> np.ndarray:
         """Memories from the filled box, one segmentation at the box centre, kept inside the box."""
+        if min(box.w, box.h) < self.config.box_init.small_box_side:
+            return box_pixels  # smaller than any target the head was trained on: the box is the best mask
         grid = view.memory_features.shape[-2:]
         s.gim.initialize(view.memory_features, *self.initial_cells(
             cell_coverage(box_pixels, view.region, grid, self.device)))
