@@ -54,7 +54,6 @@ class SegmentationConfig:
     head: str = setting("handmade", "mask head: learned (the offline-trained GIM and refinement pathways, "
                                     "nets.d3s2_head) or handmade (fusion, colour posterior, guided filter)")
     head_weights: str = setting("", "learned head's weights file; empty = the shipped d3s2_head.pt")
-    keep_components: bool = setting(True, "learned head: keep only the mask components that touch the tracked box")
     fusion_temperature: float = setting(0.1, "on the foreground-minus-background similarity")
     location_weight: float = setting(2.0, "weight of the GEM location channel in the fused logit")
     location_sigma: float = setting(0.5, "location channel standard deviation / target size")

@@ -321,9 +321,8 @@ class LearnedMaskHead:
             if x1 - x0 < 2 or y1 - y0 < 2:
                 return Segmentation(mask, window, 0.0, bg)
             window_logits = crop_to_window(logits, region, window)
-            window_mask = window_logits > 0
-            if self.config.segmentation.keep_components:
-                window_mask = keep_target_components(window_mask, at.anchor(region, window))
+            # As for the hand-made head: only components touching the tracked box are the target.
+            window_mask = keep_target_components(window_logits > 0, at.anchor(region, window))
             mask[y0:y1, x0:x1] = window_mask
             mean_probability = 0.0
             if window_mask.any():
