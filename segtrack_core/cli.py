@@ -34,8 +34,8 @@ from .geometry import complete_boxes, mask_to_box, target_to_mask
 from .parameter_sets import parameter_sets
 from .prompts import points_to_mask
 from .registry import available_backends, get_backend, make_tracker
-from .nets.siammask import SiamMaskSharp, check_state_dict, file_sha256, read_checkpoint
-from .nets.d3s2_head import is_head_file, load_head
+from .nets.siammask import SiamMaskSharp, check_state_dict, file_sha256, load_weights_file, siammask_state
+from .nets.d3s2_head import head_from_state, is_head_state
 from .trackers.d3s2.segmentation import SHIPPED_HEAD, SHIPPED_HEAD_ORIGIN
 from .trackers.siammask import KNOWN_CHECKPOINTS
 from .io import DataError, FrameSource, VideoWriter, read_mask, write_mask_png
@@ -370,12 +370,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
     model = SiamMaskSharp()
     for path in args.files:
         print(f"{path}: {Path(path).stat().st_size} bytes, sha256 {file_sha256(path)}")
-        if is_head_file(path):
-            head = load_head(path)
+        loaded = load_weights_file(path)  # read once: SiamMask files are tens of MB
+        if is_head_state(loaded):
+            head = head_from_state(loaded, path)
             print(f"  D3S2 learned head: {sum(p.numel() for p in head.parameters())} parameters, key set and "
                   f"shapes match its config (segmentation.head_weights: {path})")
             continue
-        state = read_checkpoint(path)
+        state = siammask_state(loaded, Path(path))
         check_state_dict(state, model, path)
         absent = sum(k not in state for k in model.state_dict())
         print(f"  SiamMask (sharp) checkpoint: {len(state)} tensors, key set and shapes match the model's "

@@ -281,15 +281,6 @@ def save_head(head: SegmentationHead, path: Union[str, Path]) -> Path:
     return path
 
 
-def is_head_file(path: Union[str, Path]) -> bool:
-    """Whether ``path`` is a readable weights file with a ``__config__`` entry (written by ``save_head``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not ours to diagnose: the caller's own loader reports it
-        return False
-    return isinstance(state, Mapping) and CONFIG_KEY in state
-
-
 def load_head(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> SegmentationHead:
     """A head from a weights file written by ``save_head``, strictly checked, in eval mode.
 
@@ -299,6 +290,16 @@ def load_head(path: Union[str, Path], device: Union[str, torch.device] = "cpu") 
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come as many types; the file is unusable either way
         raise CheckpointError(f"cannot load D3S2 head weights {path}: {exc}") from exc
+    return head_from_state(state, path).to(device)
+
+
+def is_head_state(state: object) -> bool:
+    """Whether a loaded weights file is a head's (``save_head`` writes a ``__config__`` entry)."""
+    return isinstance(state, Mapping) and CONFIG_KEY in state
+
+
+def head_from_state(state: object, path: Union[str, Path]) -> SegmentationHead:
+    """The head a loaded weights file describes, strictly checked, in eval mode, on the CPU."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a D3S2 head weights file (a {type(state).__name__}, not a mapping)")
     state = dict(state)
@@ -322,4 +323,4 @@ def load_head(path: Union[str, Path], device: Union[str, torch.device] = "cpu") 
     if wrong:
         raise CheckpointError(f"{path} does not match the D3S2 head: wrong shapes {wrong[:5]}")
     head.load_state_dict(state, strict=True)
-    return head.to(device).eval()
+    return head.eval()

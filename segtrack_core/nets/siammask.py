@@ -216,7 +216,7 @@ def _is_tensor_mapping(value: Any) -> bool:
     return isinstance(value, Mapping) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
-def _unwrap(loaded: Any, path: Path) -> Dict[str, torch.Tensor]:
+def siammask_state(loaded: Any, path: Path) -> Dict[str, torch.Tensor]:
     """The state dict inside a loaded checkpoint: an optional 'state_dict' entry, optional 'module.' prefix."""
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
@@ -256,6 +256,11 @@ def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module, where:
 
 def read_checkpoint(path: str | Path) -> Dict[str, torch.Tensor]:
     """Load a checkpoint file as a flat state dict with ``weights_only=True`` (no code from the file runs)."""
+    return siammask_state(load_weights_file(path), Path(path))
+
+
+def load_weights_file(path: str | Path) -> Any:
+    """What a weights file holds, loaded with ``weights_only=True``; a CheckpointError if it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} does not exist")
@@ -268,7 +273,7 @@ def read_checkpoint(path: str | Path) -> Dict[str, torch.Tensor]:
             "['state_dict'], 'siammask_state.pth')") from exc
     except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"cannot read weights file {path} (truncated or not a torch file?): {exc}") from exc
-    return _unwrap(loaded, path)
+    return loaded
 
 
 def load_siammask(path: str | Path) -> SiamMaskSharp:
